@@ -1,0 +1,51 @@
+# Two commands: `make demo` (install + run the whole graph on generated data) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export PATH := $(BIN):$(PATH)
+
+.PHONY: setup java demo test lint validate contracts dev
+
+$(VENV)/.installed: pyproject.toml setup.cfg
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+# Spark 4 runs on Java 17 or 21. Install one where the machine has none and we may.
+java:
+	@if java -version 2>&1 | grep -qE 'version "(17|21)'; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "Installing Java 17 for Spark..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	else \
+		echo "NOTE: no Java 17/21 found; the Spark engine needs one (apt-get install openjdk-17-jre-headless)."; \
+	fi
+
+setup: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml java
+
+demo: setup
+	$(BIN)/churn-assets demo
+
+dev: setup
+	$(BIN)/dagster dev
+
+lint: setup
+	$(BIN)/ruff check churn_assets churn_assets_tests benchmarks
+	$(BIN)/ruff format --check churn_assets churn_assets_tests benchmarks
+
+validate: setup
+	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/dg check defs
+
+contracts: setup
+	$(BIN)/churn-assets check --sample
+
+test: lint validate
+	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory contracts

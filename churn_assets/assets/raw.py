@@ -1,0 +1,125 @@
+"""Raw layer: the contract's landing files as typed, validated daily tables."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import dagster as dg
+import pandas as pd
+
+from churn_assets import checks
+from churn_assets.core.billing import BillingRejected, active_at_end_of_day, parse_billing_day
+from churn_assets.core.landing_layout import billing_day_prefix, clickstream_window
+from churn_assets.engines.base import ClickstreamEngine
+from churn_assets.metadata import markdown_table, numbers, table_metadata
+from churn_assets.partitions import GraphPartitions, partition_date
+from churn_assets.resources.landing import LandingZone
+from churn_assets.settings import PipelineSettings
+
+
+def build_raw_assets(
+    settings: PipelineSettings, partitions: GraphPartitions
+) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        partitions_def=partitions.daily,
+        group_name="raw",
+        kinds={"pandas", "csv"},
+        check_specs=checks.raw_billing_specs(partitions.daily),
+        description="The typed, validated CRM accounts snapshot of day D (billing/dt=D/).",
+    )
+    def raw_billing(context: dg.AssetExecutionContext, landing: LandingZone) -> Iterator:
+        day = partition_date(context)
+        delivery = landing.billing_delivery(day)
+        if delivery is None:
+            raise dg.Failure(
+                description=(
+                    f"{landing.uri(billing_day_prefix(day))}_SUCCESS has not landed: "
+                    "the day is incomplete and is not read (LANDING §1)."
+                ),
+                allow_retries=False,
+            )
+        parts = landing.read_billing_parts(delivery)
+        try:
+            billing = parse_billing_day(parts, day)
+        except BillingRejected as rejection:
+            yield from checks.rejected_billing_results(rejection)
+            raise dg.Failure(
+                description=f"billing {day} rejected as a whole ({rejection.reason}): "
+                f"{rejection.details}",
+                metadata={"reason": rejection.reason, "parts": len(parts)},
+                allow_retries=False,
+            ) from rejection
+        active = active_at_end_of_day(billing, day)
+        content_hash = hashlib.sha256(b"".join(data for _, data in parts)).hexdigest()[:16]
+        yield dg.Output(
+            billing,
+            data_version=dg.DataVersion(content_hash),
+            metadata=table_metadata(billing)
+            | numbers(
+                {
+                    "parts": len(parts),
+                    "accounts": len(billing),
+                    "active_at_end_of_day": int(active.sum()),
+                    "cancelled_at_end_of_day": int((~active).sum()),
+                    "mrr_active": float(billing.loc[active, "mrr"].sum()),
+                    "support_calls": int(billing["support_calls"].sum()),
+                }
+            )
+            | {
+                "delivery_version": dg.MetadataValue.text(delivery.version[:200]),
+                "plan_mix": markdown_table(
+                    billing.loc[active, "plan"].value_counts().rename_axis("plan").reset_index()
+                ),
+            },
+        )
+        yield from checks.raw_billing_results(context, billing, day)
+
+    @dg.asset(
+        partitions_def=partitions.daily,
+        group_name="raw",
+        kinds={"duckdb", "json"},
+        check_specs=checks.raw_clickstream_specs(partitions.daily),
+        description=(
+            "Normalised, deduplicated clickstream events of event date D, plus the quarantine "
+            "of bad records with reasons; reads objects arriving from D 00h to the end of the "
+            "lateness window."
+        ),
+    )
+    def raw_clickstream(
+        context: dg.AssetExecutionContext, landing: LandingZone, engine: ClickstreamEngine
+    ) -> Iterator:
+        day = partition_date(context)
+        start, end = clickstream_window(day, settings.lateness)
+        listing = landing.clickstream_objects(start, end)
+        result = engine.normalise(landing, listing.objects, day, settings.lateness)
+        accounting = result.accounting
+        reasons = (
+            result.quarantine["reason"].value_counts().rename_axis("reason").reset_index()
+            if len(result.quarantine)
+            else pd.DataFrame({"reason": [], "count": []})
+        )
+        yield dg.Output(
+            {"events": result.events, "quarantine": result.quarantine},
+            data_version=dg.DataVersion(
+                hashlib.sha256(
+                    "|".join(f"{o.key}:{o.etag}" for o in listing.objects).encode()
+                ).hexdigest()[:16]
+            ),
+            metadata=table_metadata(result.events)
+            | numbers(accounting)
+            | numbers(
+                {
+                    "attributed_customers": int(result.events["customer_id"].nunique()),
+                    "quarantined": int(len(result.quarantine)),
+                    "unrecognised_keys": len(listing.unrecognised_keys),
+                }
+            )
+            | {
+                "window": dg.MetadataValue.text(f"{start.isoformat()} .. {end.isoformat()}"),
+                "quarantine_by_reason": markdown_table(reasons),
+            },
+        )
+        yield from checks.raw_clickstream_results(context, result, listing)
+
+    return [raw_billing, raw_clickstream]

@@ -1,0 +1,116 @@
+"""``churn-assets``: generate landing data, run the demo backfill, check the data contracts."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from churn_assets.core.generator import GeneratorConfig, generate_landing, parse_fault
+from churn_assets.resources.storage import LocalObjectStore
+
+
+def _date(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+def write_landing(out: str, config: GeneratorConfig) -> object:
+    store = LocalObjectStore(out)
+    return generate_landing(store.put, config)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    config = GeneratorConfig(
+        start=args.start,
+        days=args.days,
+        customers=args.customers,
+        seed=args.seed,
+        faults=tuple(parse_fault(f) for f in args.fault),
+    )
+    started = time.perf_counter()
+    summary = write_landing(args.out, config)
+    print(f"wrote {args.out} in {time.perf_counter() - started:.1f}s: {summary}")
+    return 0
+
+
+def ensure_dagster_home() -> Path:
+    """DAGSTER_HOME, defaulting to ./.dagster_home with the repository's dagster.yaml."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists() and Path("dagster.yaml").exists():
+        shutil.copy("dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from churn_assets.definitions import build_definitions
+    from churn_assets.runner import run_days
+    from churn_assets.settings import PipelineSettings
+    from churn_assets.summary import DemoProgress
+
+    settings = PipelineSettings(history_start=args.start)
+    landing = Path(args.data) / "landing"
+    if args.fresh and Path(args.data).exists():
+        shutil.rmtree(args.data)
+    if not landing.exists():
+        print(f"Generating {args.days} days of landing data for {args.customers} customers ...")
+        started = time.perf_counter()
+        config = GeneratorConfig(
+            start=args.start, days=args.days, customers=args.customers, seed=args.seed
+        )
+        write_landing(str(landing), config)
+        print(f"  {landing} ready in {time.perf_counter() - started:.0f}s")
+    os.environ.setdefault("CHURN_LANDING_URL", str(landing))
+    os.environ.setdefault("CHURN_WAREHOUSE_URL", str(Path(args.data) / "warehouse"))
+    os.environ.setdefault("CHURN_MODEL_STORE_URL", str(Path(args.data) / "models"))
+    home = ensure_dagster_home()
+    defs = build_definitions(settings=settings, environment="local")
+    days = [args.start + timedelta(days=i) for i in range(args.days)]
+    progress = DemoProgress(settings, days)
+    with dg.DagsterInstance.get() as instance:
+        outcomes = run_days(
+            defs, instance, settings, days, on_step=progress.update, tags={"churn/demo": "1"}
+        )
+    print(progress.summary(outcomes, warehouse=os.environ["CHURN_WAREHOUSE_URL"], home=home))
+    return 0 if progress.healthy(outcomes) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="churn-assets", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    generate = sub.add_parser("generate", help="write a synthetic landing zone (LANDING.md)")
+    generate.add_argument("--start", type=_date, default=date(2026, 1, 1))
+    generate.add_argument("--days", type=int, default=150)
+    generate.add_argument("--customers", type=int, default=2000)
+    generate.add_argument("--seed", type=int, default=7)
+    generate.add_argument("--out", default="data/landing")
+    generate.add_argument(
+        "--fault", action="append", default=[], help="KIND:YYYY-MM-DD, repeatable"
+    )
+    generate.set_defaults(func=cmd_generate)
+
+    demo = sub.add_parser("demo", help="generate a history and materialize the whole graph")
+    demo.add_argument("--start", type=_date, default=date(2026, 1, 1))
+    demo.add_argument("--days", type=int, default=120)
+    demo.add_argument("--customers", type=int, default=2000)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--data", default="data", help="folder for landing, warehouse and models")
+    demo.add_argument("--fresh", action="store_true", help="delete --data first")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

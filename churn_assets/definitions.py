@@ -1,0 +1,38 @@
+"""The one place where the project's Definitions are built.
+
+``defs`` is loaded lazily by ``dagster dev`` (workspace.yaml), ``dg`` ([tool.dg] in
+pyproject.toml) and ``dagster definitions validate``; the environment is looked at when the
+code location loads, never at import time. Tests call ``build_definitions`` with their own
+settings and resources.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+
+from churn_assets.assets import build_assets
+from churn_assets.environments import ENVIRONMENT_VARIABLE, resources_for
+from churn_assets.settings import PipelineSettings
+
+
+def build_definitions(
+    settings: PipelineSettings | None = None,
+    resources: Mapping[str, Any] | None = None,
+    environment: str = "local",
+) -> dg.Definitions:
+    settings = settings or PipelineSettings()
+    return dg.Definitions(
+        assets=build_assets(settings),
+        resources=dict(resources)
+        if resources is not None
+        else resources_for(environment, os.environ),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(environment=os.environ.get(ENVIRONMENT_VARIABLE, "local"))

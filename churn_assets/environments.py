@@ -1,0 +1,68 @@
+"""Resources per environment, chosen in one place; assets never branch on the environment.
+
+``local`` (default) needs nothing: a local landing directory, a local parquet warehouse and
+the embedded engine. Any URL may be pointed at S3 (``s3://bucket/prefix``) and the engine
+switched to Spark with one setting each. ``production`` requires its settings from the
+environment at run time (``EnvVar``), so a missing one fails loudly instead of defaulting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from churn_assets.engines.base import ClickstreamEngine
+from churn_assets.engines.embedded import EmbeddedEngine
+from churn_assets.resources.landing import LandingZone
+from churn_assets.resources.model_store import ModelStore
+from churn_assets.resources.warehouse import ParquetWarehouse
+
+ENVIRONMENT_VARIABLE = "CHURN_ENV"
+
+LOCAL_DEFAULTS = {
+    "CHURN_LANDING_URL": "data/landing",
+    "CHURN_WAREHOUSE_URL": "data/warehouse",
+    "CHURN_MODEL_STORE_URL": "data/models",
+    "CHURN_SERVING_MODEL": "",
+    "CHURN_ENGINE": "embedded",
+    "CHURN_SPARK_MASTER": "local[2]",
+}
+
+
+def _setting(env: Mapping[str, str], name: str, required: bool) -> Any:
+    """An EnvVar when the variable is set (or required), else the local default."""
+    if required or name in env:
+        return dg.EnvVar(name)
+    return LOCAL_DEFAULTS[name]
+
+
+def build_engine(kind: str, spark_master: Any) -> ClickstreamEngine:
+    if kind == "embedded":
+        return EmbeddedEngine()
+    if kind == "spark":
+        from churn_assets.engines.spark import SparkEngine, spark_resource
+
+        return SparkEngine(pyspark=spark_resource(spark_master))
+    raise ValueError(f"CHURN_ENGINE must be 'embedded' or 'spark', not {kind!r}")
+
+
+def resources_for(environment: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """The resource dictionary of ``environment`` ('local' or 'production')."""
+    if environment not in ("local", "production"):
+        raise ValueError(f"{ENVIRONMENT_VARIABLE} must be 'local' or 'production'")
+    required = environment == "production"
+    s3 = S3Resource()
+    engine_kind = env.get("CHURN_ENGINE", "spark" if required else "embedded")
+    return {
+        "landing": LandingZone(url=_setting(env, "CHURN_LANDING_URL", required), s3=s3),
+        "io_manager": ParquetWarehouse(url=_setting(env, "CHURN_WAREHOUSE_URL", required), s3=s3),
+        "model_store": ModelStore(
+            url=_setting(env, "CHURN_MODEL_STORE_URL", required),
+            s3=s3,
+            pinned_version=_setting(env, "CHURN_SERVING_MODEL", False),
+        ),
+        "engine": build_engine(engine_kind, _setting(env, "CHURN_SPARK_MASTER", required)),
+    }

@@ -1,0 +1,95 @@
+"""Model store: each day's XGBoost model in XGBoost's own JSON format, with its model card.
+
+Layout: ``models/dt=<partition>/model.json`` and ``card.json`` (written last, so a card's
+presence means the model beside it is complete). The store also answers "which model
+serves on day D": the newest promoted model trained before D, unless an operator pins a
+version (``CHURN_SERVING_MODEL``) to roll back.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+from pydantic import Field, PrivateAttr
+
+from churn_assets.core.daily_model import ModelArtifact
+from churn_assets.resources.storage import ObjectStore, open_object_store
+
+MODELS_ROOT = "models/"
+
+
+class ModelStore(dg.ConfigurableIOManager):
+    """IO manager of the ``model`` asset and the lookup of the serving model for ``scores``."""
+
+    url: str = Field(description="Local directory or s3://bucket/prefix of the model store.")
+    s3: S3Resource = Field(description="S3 client settings, used when url is s3://…")
+    pinned_version: str = Field(
+        default="",
+        description="Model version to serve instead of the newest promoted one (rollback).",
+    )
+    _store: ObjectStore | None = PrivateAttr(default=None)
+
+    @property
+    def store(self) -> ObjectStore:
+        if self._store is None:
+            self._store = open_object_store(self.url, self.s3.get_client)
+        return self._store
+
+    @staticmethod
+    def _prefix(partition: str) -> str:
+        return f"{MODELS_ROOT}dt={partition}/"
+
+    def save(self, artifact: ModelArtifact) -> str:
+        prefix = self._prefix(artifact.partition)
+        self.store.put(prefix + "model.json", artifact.booster_bytes)
+        card = artifact.card | {"version": artifact.version, "partition": artifact.partition}
+        self.store.put(prefix + "card.json", json.dumps(card, indent=2, sort_keys=True).encode())
+        return self.store.uri(prefix + "model.json")
+
+    def load(self, partition: str) -> ModelArtifact | None:
+        prefix = self._prefix(partition)
+        if not self.store.exists(prefix + "card.json"):
+            return None
+        card = json.loads(self.store.get(prefix + "card.json"))
+        return ModelArtifact(
+            partition=partition,
+            version=card["version"],
+            booster_bytes=self.store.get(prefix + "model.json"),
+            card=card,
+        )
+
+    def partitions(self) -> list[str]:
+        """Partitions with a complete model, oldest first."""
+        found = {
+            obj.key[len(MODELS_ROOT) + 3 :].split("/", 1)[0]
+            for obj in self.store.list(MODELS_ROOT)
+            if obj.key.endswith("/card.json")
+        }
+        return sorted(found)
+
+    def serving_model(self, as_of: date) -> ModelArtifact | None:
+        """The model that scores day ``as_of``: pinned, else newest promoted trained before it."""
+        candidates = [p for p in self.partitions() if p < as_of.isoformat()]
+        for partition in reversed(candidates):
+            artifact = self.load(partition)
+            if artifact is None:
+                continue
+            if self.pinned_version:
+                if artifact.version == self.pinned_version:
+                    return artifact
+            elif artifact.promoted:
+                return artifact
+        return None
+
+    def handle_output(self, context: dg.OutputContext, obj: ModelArtifact) -> None:
+        uri = self.save(obj)
+        context.add_output_metadata({"dagster/uri": dg.MetadataValue.path(uri)})
+
+    def load_input(self, context: dg.InputContext) -> ModelArtifact:
+        partition = context.asset_partition_key
+        artifact = self.load(partition)
+        if artifact is None:
+            raise dg.Failure(f"no model stored for {partition} in {self.store.url}")
+        return artifact

@@ -1,0 +1,48 @@
+"""Pipeline settings: the time logic of the graph (horizon, grace, windows, lateness).
+
+They shape partition mappings, so they are fixed when the definitions are built rather
+than per run: production uses the contract's defaults, tests build the graph with small
+values. Nothing here reads the environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from churn_assets.core.daily_model import TrainingConfig
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    history_start: date = date(2026, 1, 1)
+    horizon_days: int = 30
+    grace_days: int = 30
+    feature_window_days: int = 28
+    training_window_days: int = 28
+    lateness: timedelta = timedelta(hours=2)
+    session_gap: timedelta = timedelta(minutes=30)
+    training: TrainingConfig = TrainingConfig()
+
+    def __post_init__(self) -> None:
+        if self.training.validation_days >= self.training_window_days:
+            raise ValueError("validation_days must be shorter than training_window_days")
+        if min(self.horizon_days, self.grace_days, self.feature_window_days) < 1:
+            raise ValueError("horizon, grace and feature window must be at least one day")
+
+    @property
+    def label_maturity_days(self) -> int:
+        """Days after D until D's label is final: the extract of D+H+G must have landed."""
+        return self.horizon_days + self.grace_days
+
+    @property
+    def model_start(self) -> date:
+        """First day with a full training window of matured labels."""
+        return self.history_start + timedelta(
+            days=self.label_maturity_days + self.training_window_days - 1
+        )
+
+    @property
+    def scores_start(self) -> date:
+        """Scores of D use a model trained before D, so they start a day after the first model."""
+        return self.model_start + timedelta(days=1)
