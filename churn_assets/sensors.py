@@ -1,0 +1,301 @@
+"""Landing sensors: new billing deliveries and closed clickstream windows request raw runs.
+
+Why not a ``LastModified`` / ``since_key`` cursor (``dagster_aws.s3.sensor.get_s3_keys``):
+S3 timestamps have one-second resolution, so an object written in the same second as the
+cursor is either skipped or read twice, and a re-delivery that overwrites a key in place
+does not move a key-based cursor at all. Instead each sensor keeps, per partition day, a
+**fingerprint of what it last requested** (the delivery's ETags and marker time, or the set
+of clickstream objects in the day's window) and requests the day again exactly when that
+fingerprint changes. The cursor only holds days inside the re-processing horizon, and each
+tick lists only the date prefixes of those days, so its work is bounded whatever the bucket
+holds. Run keys carry the fingerprint: a repeated request of the same content is a no-op
+for the daemon even if a cursor is lost, and a re-delivery is a new run.
+
+Both sensors go through the ``LandingZone`` resource, so they work on a local directory as
+well as on S3; time comes from an injectable clock so tests (and replays) control it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+import dagster as dg
+
+from churn_assets.core.landing_layout import (
+    clickstream_day_prefix,
+    clickstream_window,
+    parse_clickstream_arrival,
+)
+from churn_assets.resources.landing import LandingZone
+from churn_assets.settings import PipelineSettings
+
+Clock = Callable[[], datetime]
+CURSOR_VERSION = 1
+BILLING_SENSOR = "billing_landing_sensor"
+CLICKSTREAM_SENSOR = "clickstream_landing_sensor"
+EMPTY_WINDOW = "empty"
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class LandingSensorSettings:
+    """How far back a change still re-requests a day, and how often the sensors tick."""
+
+    reprocessing_horizon_days: int = 14
+    minimum_interval_seconds: int = 30
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING
+
+    def __post_init__(self) -> None:
+        if self.reprocessing_horizon_days < 1:
+            raise ValueError("reprocessing_horizon_days must be at least one day")
+
+
+def fingerprint(items: Iterable[str]) -> str:
+    """Order-independent digest of a set of strings (16 hex digits: compact, collision-safe)."""
+    digest = hashlib.sha256()
+    for item in sorted(items):
+        digest.update(item.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class DayCursor:
+    """Per-day fingerprints of what was requested, bounded below by ``floor``.
+
+    ``floor`` is the earliest day that can still change (the newest day seen minus the
+    horizon); days before it are neither listed nor kept. ``first`` (clickstream only) is the
+    first day that ever had data: a closed window after it with no objects is requested
+    (an empty day is visible, not silently absent), one before it is not.
+    """
+
+    floor: date | None = None
+    first: date | None = None
+    requested: dict[date, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, text: str | None) -> DayCursor:
+        if not text:
+            return cls()
+        raw = json.loads(text)
+        if raw.get("v") != CURSOR_VERSION:
+            raise ValueError(f"unknown landing sensor cursor version {raw.get('v')!r}")
+        return cls(
+            floor=date.fromisoformat(raw["floor"]) if raw.get("floor") else None,
+            first=date.fromisoformat(raw["first"]) if raw.get("first") else None,
+            requested={date.fromisoformat(k): v for k, v in raw.get("requested", {}).items()},
+        )
+
+    def dump(self) -> str:
+        raw: dict[str, object] = {"v": CURSOR_VERSION}
+        if self.floor is not None:
+            raw["floor"] = self.floor.isoformat()
+        if self.first is not None:
+            raw["first"] = self.first.isoformat()
+        raw["requested"] = {k.isoformat(): v for k, v in sorted(self.requested.items())}
+        return json.dumps(raw, separators=(",", ":"))
+
+    def advance(self, newest: date | None, horizon_days: int) -> None:
+        """Move the floor up to ``newest - horizon`` and forget the days below it."""
+        if newest is not None:
+            candidate = newest - timedelta(days=horizon_days)
+            self.floor = candidate if self.floor is None else max(self.floor, candidate)
+        if self.floor is not None:
+            self.requested = {d: v for d, v in self.requested.items() if d >= self.floor}
+
+
+def days_between(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+@dataclass(frozen=True)
+class DayRequest:
+    """A partition to request, with what makes this request unique."""
+
+    day: date
+    fingerprint: str
+    tags: Mapping[str, str]
+
+
+def plan_billing(
+    cursor: DayCursor,
+    versions: Mapping[date, tuple[str, int]],
+    horizon_days: int,
+) -> list[DayRequest]:
+    """Days whose complete delivery version was not requested yet; updates ``cursor``.
+
+    ``versions`` maps each listed day with a complete delivery to (version, number of parts).
+    """
+    requests = []
+    for day in sorted(versions):
+        version, parts = versions[day]
+        fp = fingerprint([version])
+        if cursor.requested.get(day) == fp:
+            continue
+        cursor.requested[day] = fp
+        tags = {"churn/landing": "billing", "churn/delivery": fp, "churn/parts": str(parts)}
+        requests.append(DayRequest(day, fp, tags))
+    cursor.advance(max(versions, default=None), horizon_days)
+    return requests
+
+
+def plan_clickstream(
+    cursor: DayCursor,
+    objects: Iterable[tuple[str, datetime, str]],
+    days: Iterable[date],
+    now: datetime,
+    lateness: timedelta,
+    horizon_days: int,
+) -> list[DayRequest]:
+    """Closed windows whose object set (keys + ETags) differs from the one last requested.
+
+    A window [D 00:00, D+1 00:00 + lateness) is closed once the clock has passed its end or
+    an object named with a later arrival time exists (the producer's clock says so).
+    """
+    listed = sorted(objects, key=lambda o: o[1])
+    latest_arrival = listed[-1][1] if listed else None
+    requests = []
+    newest_with_data: date | None = None
+    for day in sorted(days):
+        start, end = clickstream_window(day, lateness)
+        closed = now >= end or (latest_arrival is not None and latest_arrival >= end)
+        if not closed:
+            continue
+        members = [f"{key}:{etag}" for key, arrival, etag in listed if start <= arrival < end]
+        if members:
+            newest_with_data = day
+            if cursor.first is None or day < cursor.first:
+                cursor.first = day
+        elif cursor.first is None or day < cursor.first:
+            continue  # before the stream ever delivered anything: nothing to process
+        fp = fingerprint(members) if members else EMPTY_WINDOW
+        if cursor.requested.get(day) == fp:
+            continue
+        cursor.requested[day] = fp
+        tags = {
+            "churn/landing": "clickstream",
+            "churn/window": fp,
+            "churn/objects": str(len(members)),
+        }
+        requests.append(DayRequest(day, fp, tags))
+    cursor.advance(newest_with_data, horizon_days)
+    return requests
+
+
+def _watched_days(cursor: DayCursor, start: date, now: datetime) -> list[date]:
+    """Partition days that can still change: from the floor to yesterday (today is not a
+    partition until it has ended)."""
+    first = max(cursor.floor or start, start)
+    return days_between(first, now.date() - timedelta(days=1))
+
+
+def _run_requests(asset: str, requests: list[DayRequest]) -> list[dg.RunRequest]:
+    return [
+        dg.RunRequest(
+            run_key=f"{asset}:{r.day.isoformat()}:{r.fingerprint}",
+            partition_key=r.day.isoformat(),
+            asset_selection=[dg.AssetKey(asset)],
+            tags=dict(r.tags),
+        )
+        for r in requests
+    ]
+
+
+def _result(asset: str, requests: list[DayRequest], cursor: DayCursor) -> dg.SensorResult:
+    if not requests:
+        return dg.SensorResult(skip_reason="no new or changed deliveries", cursor=cursor.dump())
+    return dg.SensorResult(run_requests=_run_requests(asset, requests), cursor=cursor.dump())
+
+
+def build_landing_sensors(
+    settings: PipelineSettings,
+    sensor_settings: LandingSensorSettings | None = None,
+    clock: Clock = utc_now,
+) -> list[dg.SensorDefinition]:
+    """The billing and clickstream sensors of the graph built with ``settings``."""
+    options = sensor_settings or LandingSensorSettings()
+    horizon = options.reprocessing_horizon_days
+
+    @dg.sensor(
+        name=BILLING_SENSOR,
+        target=dg.AssetSelection.assets("raw_billing"),
+        minimum_interval_seconds=options.minimum_interval_seconds,
+        default_status=options.default_status,
+        description=(
+            "Requests raw_billing[D] for every complete billing/dt=D/ delivery (_SUCCESS "
+            "present, no part newer than it) whose version (ETags + marker time) was not "
+            f"requested yet; watches the days from {horizon} days before the newest delivery."
+        ),
+    )
+    def billing_landing_sensor(
+        context: dg.SensorEvaluationContext, landing: LandingZone
+    ) -> dg.SensorResult:
+        cursor = DayCursor.load(context.cursor)
+        versions: dict[date, tuple[str, int]] = {}
+        for day in _watched_days(cursor, settings.history_start, clock()):
+            delivery = landing.billing_delivery(day)
+            if delivery is not None:
+                versions[day] = (delivery.version, len(delivery.parts))
+        requests = plan_billing(cursor, versions, horizon)
+        for request in requests:
+            context.log.info(f"raw_billing[{request.day}]: delivery {request.fingerprint}")
+        return _result("raw_billing", requests, cursor)
+
+    @dg.sensor(
+        name=CLICKSTREAM_SENSOR,
+        target=dg.AssetSelection.assets("raw_clickstream"),
+        minimum_interval_seconds=options.minimum_interval_seconds,
+        default_status=options.default_status,
+        description=(
+            "Requests raw_clickstream[D] once D's lateness window has closed, and again when "
+            f"the objects in that window change, for days up to {horizon} days before the "
+            "newest day with data."
+        ),
+    )
+    def clickstream_landing_sensor(
+        context: dg.SensorEvaluationContext, landing: LandingZone
+    ) -> dg.SensorResult:
+        now = clock()
+        cursor = DayCursor.load(context.cursor)
+        days = _watched_days(cursor, settings.history_start, now)
+        objects: list[tuple[str, datetime, str]] = []
+        if days:
+            # windows of days[-1] reach into the next arrival day(s) by the lateness
+            last_arrival_day = (
+                clickstream_window(days[-1], settings.lateness)[1] - timedelta(microseconds=1)
+            ).date()
+            for arrival_day in days_between(days[0], last_arrival_day):
+                for stored in landing.store.list(clickstream_day_prefix(arrival_day)):
+                    arrival = parse_clickstream_arrival(stored.key)
+                    if arrival is not None:
+                        objects.append((stored.key, arrival, stored.etag))
+        requests = plan_clickstream(cursor, objects, days, now, settings.lateness, horizon)
+        for request in requests:
+            context.log.info(
+                f"raw_clickstream[{request.day}]: {request.tags['churn/objects']} objects"
+            )
+        return _result("raw_clickstream", requests, cursor)
+
+    return [billing_landing_sensor, clickstream_landing_sensor]
+
+
+def build_sensors(
+    settings: PipelineSettings,
+    sensor_settings: LandingSensorSettings | None = None,
+    clock: Clock = utc_now,
+) -> list[dg.SensorDefinition]:
+    """Every sensor of the project: the two landing sensors and the automation sensor."""
+    from churn_assets.automation import automation_sensor
+
+    options = sensor_settings or LandingSensorSettings()
+    return [
+        *build_landing_sensors(settings, options, clock),
+        automation_sensor(options.minimum_interval_seconds, options.default_status),
+    ]

@@ -1,0 +1,370 @@
+"""Landing sensors against a real S3 API (moto server subprocess), ticked with a real instance.
+
+Files are uploaded with boto3 as the producers would; the sensors read them through the
+LandingZone resource on s3://. The clock is injected, so every window and horizon below is
+exact.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from churn_assets.resources.landing import LandingZone
+from churn_assets.resources.storage import LocalObjectStore
+from churn_assets.sensors import (
+    BILLING_SENSOR,
+    CLICKSTREAM_SENSOR,
+    DayCursor,
+    LandingSensorSettings,
+    build_landing_sensors,
+)
+from churn_assets.settings import PipelineSettings
+
+pytest_plugins = [f"{__package__}.s3_server" if __package__ else "s3_server"]
+
+START = date(2026, 3, 1)
+PREFIX = "landing"
+
+
+class Clock:
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def utc(day: date, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=timezone.utc)
+
+
+class Producer:
+    """Writes the landing layout through boto3, as the CRM export and Firehose would."""
+
+    def __init__(self, client: Any, bucket: str):
+        self.client = client
+        self.bucket = bucket
+
+    def put(self, key: str, data: bytes, head: bool = True) -> dict:
+        """Upload; returns the object's HEAD (its LastModified and ETag) unless told not to."""
+        self.client.put_object(Bucket=self.bucket, Key=f"{PREFIX}/{key}", Body=data)
+        return self.client.head_object(Bucket=self.bucket, Key=f"{PREFIX}/{key}") if head else {}
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=f"{PREFIX}/{key}")
+
+    def billing_part(self, day: date, part: int = 0, content: str = "v1") -> None:
+        csv = f"customer_id,snapshot_date\nC{part:07d},{day}\n# {content}\n"
+        self.put(f"billing/dt={day}/part-{part:05d}.csv.gz", gzip.compress(csv.encode()))
+
+    def billing_success(self, day: date) -> dict:
+        return self.put(f"billing/dt={day}/_SUCCESS", b"")
+
+    def billing_day(self, day: date, parts: int = 1, content: str = "v1") -> None:
+        for part in range(parts):
+            self.billing_part(day, part, content)
+        self.billing_success(day)
+
+    @staticmethod
+    def clickstream_key(arrival: datetime) -> str:
+        return (
+            f"clickstream/{arrival:%Y/%m/%d/%H}/churn-clickstream-1-"
+            f"{arrival:%Y-%m-%d-%H-%M-%S}-{uuid.uuid4()}.gz"
+        )
+
+    def clickstream(
+        self, arrival: datetime, events: int = 1, head: bool = True
+    ) -> tuple[str, dict]:
+        lines = [
+            json.dumps({"event_id": f"w-{uuid.uuid4()}", "event": "click", "ts": "x"})
+            for _ in range(events)
+        ]
+        key = self.clickstream_key(arrival)
+        return key, self.put(key, gzip.compress("\n".join(lines).encode()), head)
+
+
+@pytest.fixture
+def producer(s3: Any, s3_bucket: str) -> Producer:
+    return Producer(s3, s3_bucket)
+
+
+@pytest.fixture
+def landing(dagster_s3: Any, s3_bucket: str) -> LandingZone:
+    return LandingZone(url=f"s3://{s3_bucket}/{PREFIX}", s3=dagster_s3)
+
+
+@pytest.fixture(scope="module")
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+class Sensors:
+    """Both landing sensors with an injected clock, ticked like the daemon would tick them.
+
+    By default the resource object is handed over as is, so its S3 client is built once
+    (building a boto3 client costs about half a second); ``fresh_resources`` builds the
+    resource from its config on every tick, as the daemon does.
+    """
+
+    def __init__(
+        self,
+        instance: dg.DagsterInstance,
+        landing: Any,
+        now: datetime,
+        horizon_days: int = 14,
+        fresh_resources: bool = False,
+    ):
+        self.instance = instance
+        self.landing = (
+            landing if fresh_resources else dg.ResourceDefinition.hardcoded_resource(landing)
+        )
+        self.clock = Clock(now)
+        self.horizon_days = horizon_days
+        self.cursors: dict[str, str | None] = {BILLING_SENSOR: None, CLICKSTREAM_SENSOR: None}
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """A fresh process: new sensor definitions; only the stored cursors carry over."""
+        settings = PipelineSettings(history_start=START)
+        options = LandingSensorSettings(reprocessing_horizon_days=self.horizon_days)
+        sensors = build_landing_sensors(settings, options, clock=self.clock)
+        self.by_name = {sensor.name: sensor for sensor in sensors}
+
+    def tick(self, name: str) -> list[dg.RunRequest]:
+        with dg.build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursors[name],
+            resources={"landing": self.landing},
+            sensor_name=name,
+        ) as context:
+            result = self.by_name[name](context)
+        assert isinstance(result, dg.SensorResult)
+        self.cursors[name] = result.cursor
+        return list(result.run_requests or [])
+
+    def billing(self) -> list[dg.RunRequest]:
+        return self.tick(BILLING_SENSOR)
+
+    def clickstream(self) -> list[dg.RunRequest]:
+        return self.tick(CLICKSTREAM_SENSOR)
+
+
+def partitions(requests: list[dg.RunRequest]) -> list[str]:
+    return [r.partition_key for r in requests]  # type: ignore[misc]
+
+
+def day(offset: int) -> date:
+    return START + timedelta(days=offset)
+
+
+def test_one_request_per_complete_billing_day_and_none_without_success(
+    instance: dg.DagsterInstance, landing: LandingZone, producer: Producer
+) -> None:
+    producer.billing_day(day(0), parts=2)
+    producer.billing_day(day(1))
+    producer.billing_part(day(2))  # parts written, no _SUCCESS yet
+    sensors = Sensors(instance, landing, utc(day(4), 8))
+
+    first = sensors.billing()
+    assert partitions(first) == [str(day(0)), str(day(1))]
+    assert all(r.asset_selection == [dg.AssetKey("raw_billing")] for r in first)
+    assert len({r.run_key for r in first}) == 2
+    assert first[0].tags["churn/parts"] == "2"
+    assert sensors.billing() == []  # nothing changed: nothing requested again
+
+    producer.billing_success(day(2))
+    assert partitions(sensors.billing()) == [str(day(2))]
+    assert sensors.billing() == []
+
+
+def test_redelivery_requests_the_day_again_once_complete(
+    instance: dg.DagsterInstance, landing: LandingZone, producer: Producer
+) -> None:
+    producer.billing_day(day(0), parts=2)
+    sensors = Sensors(instance, landing, utc(day(3), 8))
+    (original,) = sensors.billing()
+
+    time.sleep(1.05)  # the re-delivery's parts get a later LastModified second than the marker
+    producer.billing_part(day(0), 0, content="corrected")
+    producer.delete(f"billing/dt={day(0)}/part-00001.csv.gz")
+    assert sensors.billing() == []  # parts newer than _SUCCESS: re-delivery in progress
+
+    producer.billing_success(day(0))
+    (redelivered,) = sensors.billing()
+    assert redelivered.partition_key == str(day(0))
+    assert redelivered.run_key != original.run_key
+    assert redelivered.tags["churn/parts"] == "1"
+    assert sensors.billing() == []
+
+
+def test_more_than_1000_clickstream_objects_under_one_prefix_are_all_seen(
+    instance: dg.DagsterInstance, landing: LandingZone, producer: Producer
+) -> None:
+    arrivals = [utc(day(0)) + timedelta(seconds=80 * i) for i in range(1030)]
+    assert {a.date() for a in arrivals} == {day(0)}
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda arrival: producer.clickstream(arrival, head=False), arrivals))
+    sensors = Sensors(instance, landing, utc(day(1), 2))  # the window of day 0 has just closed
+
+    (request,) = sensors.clickstream()
+    assert request.partition_key == str(day(0))
+    assert request.tags["churn/objects"] == "1030"
+    assert sensors.clickstream() == []
+
+
+def _same_second(first: dict, second: dict) -> bool:
+    return first["LastModified"].replace(microsecond=0) == second["LastModified"].replace(
+        microsecond=0
+    )
+
+
+def _at_start_of_a_second() -> None:
+    time.sleep(1.0 - (time.time() % 1.0) + 0.02)
+
+
+def test_objects_with_the_same_last_modified_second_either_side_of_a_cursor(
+    instance: dg.DagsterInstance, make_bucket: Any, dagster_s3: Any, s3: Any
+) -> None:
+    for _attempt in range(5):  # retried (on a new bucket) only if a second boundary fell between
+        bucket = make_bucket()
+        producer = Producer(s3, bucket)
+        landing = LandingZone(url=f"s3://{bucket}/{PREFIX}", s3=dagster_s3)
+        sensors = Sensors(instance, landing, utc(day(2), 1))
+        assert sensors.clickstream() == sensors.billing() == []  # warm up clients: fast ticks
+        _at_start_of_a_second()
+        _, click_before = producer.clickstream(utc(day(0), 10))
+        billing_before = producer.billing_success(day(0))
+        first_click, first_billing = sensors.clickstream(), sensors.billing()
+        _, click_after = producer.clickstream(utc(day(0), 11))
+        billing_after = producer.billing_success(day(1))
+        if _same_second(click_before, click_after) and _same_second(billing_before, billing_after):
+            break
+    else:
+        pytest.fail("could not write two objects within one second")
+
+    assert partitions(first_click) == [str(day(0))]
+    assert first_click[0].tags["churn/objects"] == "1"
+    assert partitions(first_billing) == [str(day(0))]
+    second_click = sensors.clickstream()
+    assert partitions(second_click) == [str(day(0))]
+    assert second_click[0].tags["churn/objects"] == "2"  # the object of the same second
+    assert partitions(sensors.billing()) == [str(day(1))]
+
+
+def test_restart_with_the_stored_cursor_repeats_nothing(
+    instance: dg.DagsterInstance, landing: LandingZone, producer: Producer
+) -> None:
+    for offset in range(3):
+        producer.billing_day(day(offset))
+        producer.clickstream(utc(day(offset), 12))
+    sensors = Sensors(instance, landing, utc(day(3), 8), fresh_resources=True)
+    assert len(sensors.billing()) == 3
+    assert len(sensors.clickstream()) == 3
+
+    sensors.rebuild()  # a new code server / daemon: only the cursors survive
+    assert sensors.billing() == []
+    assert sensors.clickstream() == []
+    producer.billing_day(day(3))
+    sensors.clock.now = utc(day(4), 8)
+    assert partitions(sensors.billing()) == [str(day(3))]
+
+
+class CountingStore:
+    """Wraps the landing store to record which prefixes each tick lists."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.listed: list[str] = []
+
+    def list(self, prefix: str) -> Any:
+        self.listed.append(prefix)
+        return self.inner.list(prefix)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class CountingLanding:
+    """A LandingZone stand-in whose store counts listings (the clickstream sensor uses only it)."""
+
+    def __init__(self, landing: LandingZone):
+        self.store = CountingStore(landing.store)
+
+
+def test_late_clickstream_object_inside_and_outside_the_reprocessing_horizon(
+    instance: dg.DagsterInstance, landing: LandingZone, producer: Producer
+) -> None:
+    for offset in range(8):
+        producer.clickstream(utc(day(offset), 10))
+    counting = CountingLanding(landing)
+    sensors = Sensors(instance, counting, utc(day(8), 3), horizon_days=3)
+    assert partitions(sensors.clickstream()) == [str(day(i)) for i in range(8)]
+    cursor = DayCursor.load(sensors.cursors[CLICKSTREAM_SENSOR])
+    assert cursor.floor == day(7 - 3)
+    assert sorted(cursor.requested) == [day(i) for i in range(4, 8)]  # bounded by the horizon
+
+    producer.clickstream(utc(day(5), 15))  # late object inside the horizon
+    producer.clickstream(utc(day(1), 15))  # late object outside it: that day is final
+    counting.store.listed.clear()
+    (again,) = sensors.clickstream()
+    assert again.partition_key == str(day(5))
+    assert again.tags["churn/objects"] == "2"
+    # only the arrival days that can still change were listed
+    assert counting.store.listed == [f"clickstream/{day(i):%Y/%m/%d}/" for i in range(4, 9)]
+    assert sensors.clickstream() == []
+
+
+def test_clickstream_window_closes_by_clock_or_by_a_later_object(
+    instance: dg.DagsterInstance, landing: LandingZone, producer: Producer
+) -> None:
+    producer.clickstream(utc(day(0), 10))
+    producer.clickstream(utc(day(1), 0, 30))  # inside day 0's lateness window
+    sensors = Sensors(instance, landing, utc(day(1), 1, 59, 59))
+    assert sensors.clickstream() == []  # window [day0 00:00, day1 02:00) still open
+
+    producer.clickstream(utc(day(1), 2, 5))  # the producer's clock is past the window
+    (closed,) = sensors.clickstream()
+    assert closed.partition_key == str(day(0))
+    assert closed.tags["churn/objects"] == "2"
+
+    producer.clickstream(utc(day(2), 0, 10))
+    sensors.clock.now = utc(day(2), 2)  # now closed by the clock alone
+    (by_clock,) = sensors.clickstream()
+    assert by_clock.partition_key == str(day(1))
+    assert by_clock.tags["churn/objects"] == "3"  # 00:30, 02:05 and day 2 00:10
+
+
+def test_a_day_without_clickstream_is_requested_empty_but_not_days_before_the_stream(
+    instance: dg.DagsterInstance, landing: LandingZone, producer: Producer
+) -> None:
+    producer.clickstream(utc(day(2), 10))
+    producer.clickstream(utc(day(4), 10))
+    sensors = Sensors(instance, landing, utc(day(5), 3))
+    requests = sensors.clickstream()
+    assert partitions(requests) == [str(day(2)), str(day(3)), str(day(4))]
+    assert [r.tags["churn/objects"] for r in requests] == ["1", "0", "1"]
+
+
+def test_sensors_work_on_a_local_landing_directory(
+    instance: dg.DagsterInstance, tmp_path: Any, dagster_s3: Any
+) -> None:
+    store = LocalObjectStore(tmp_path)
+    store.put(f"billing/dt={day(0)}/part-00000.csv.gz", gzip.compress(b"customer_id\n"))
+    store.put(f"billing/dt={day(0)}/_SUCCESS", b"")
+    store.put(Producer.clickstream_key(utc(day(0), 9)), gzip.compress(b"{}"))
+    local = LandingZone(url=str(tmp_path), s3=dagster_s3)
+    sensors = Sensors(instance, local, utc(day(1), 3))
+    assert partitions(sensors.billing()) == [str(day(0))]
+    assert partitions(sensors.clickstream()) == [str(day(0))]
+    assert sensors.billing() == sensors.clickstream() == []
