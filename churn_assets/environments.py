@@ -17,7 +17,7 @@ from dagster_aws.s3 import S3Resource
 from churn_assets.engines.base import ClickstreamEngine
 from churn_assets.engines.embedded import EmbeddedEngine
 from churn_assets.resources.landing import LandingZone
-from churn_assets.resources.model_store import ModelStore
+from churn_assets.resources.model_store import ModelIOManager, ModelStore
 from churn_assets.resources.warehouse import ParquetWarehouse
 
 ENVIRONMENT_VARIABLE = "CHURN_ENV"
@@ -56,13 +56,15 @@ def resources_for(environment: str, env: Mapping[str, str]) -> dict[str, Any]:
     required = environment == "production"
     s3 = S3Resource()
     engine_kind = env.get("CHURN_ENGINE", "spark" if required else "embedded")
+    model_store = ModelStore(
+        url=_setting(env, "CHURN_MODEL_STORE_URL", required),
+        s3=s3,
+        pinned_version=_setting(env, "CHURN_SERVING_MODEL", False),
+    )
     return {
         "landing": LandingZone(url=_setting(env, "CHURN_LANDING_URL", required), s3=s3),
         "io_manager": ParquetWarehouse(url=_setting(env, "CHURN_WAREHOUSE_URL", required), s3=s3),
-        "model_store": ModelStore(
-            url=_setting(env, "CHURN_MODEL_STORE_URL", required),
-            s3=s3,
-            pinned_version=_setting(env, "CHURN_SERVING_MODEL", False),
-        ),
+        "model_store": model_store,
+        "model_io_manager": ModelIOManager(model_store=model_store),
         "engine": build_engine(engine_kind, _setting(env, "CHURN_SPARK_MASTER", required)),
     }

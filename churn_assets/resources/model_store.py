@@ -20,8 +20,8 @@ from churn_assets.resources.storage import ObjectStore, open_object_store
 MODELS_ROOT = "models/"
 
 
-class ModelStore(dg.ConfigurableIOManager):
-    """IO manager of the ``model`` asset and the lookup of the serving model for ``scores``."""
+class ModelStore(dg.ConfigurableResource):
+    """Where models live, and which one serves: used by ``model`` and ``scores``."""
 
     url: str = Field(description="Local directory or s3://bucket/prefix of the model store.")
     s3: S3Resource = Field(description="S3 client settings, used when url is s3://…")
@@ -83,13 +83,19 @@ class ModelStore(dg.ConfigurableIOManager):
                 return artifact
         return None
 
+
+class ModelIOManager(dg.ConfigurableIOManager):
+    """Stores the ``model`` asset's output in the model store."""
+
+    model_store: ModelStore
+
     def handle_output(self, context: dg.OutputContext, obj: ModelArtifact) -> None:
-        uri = self.save(obj)
+        uri = self.model_store.save(obj)
         context.add_output_metadata({"dagster/uri": dg.MetadataValue.path(uri)})
 
     def load_input(self, context: dg.InputContext) -> ModelArtifact:
         partition = context.asset_partition_key
-        artifact = self.load(partition)
+        artifact = self.model_store.load(partition)
         if artifact is None:
-            raise dg.Failure(f"no model stored for {partition} in {self.store.url}")
+            raise dg.Failure(f"no model stored for {partition} in {self.model_store.store.url}")
         return artifact

@@ -64,10 +64,13 @@ class ParquetWarehouse(dg.ConfigurableIOManager):
         rows = {name: len(frame) for name, frame in tables.items()}
         pointer = {"version": version, "tables": rows, "single": isinstance(value, pd.DataFrame)}
         self.store.put(prefix + POINTER, json.dumps(pointer).encode())
-        for stale in self.store.list(prefix):
-            rest = stale.key[len(prefix) :]
-            if "/" in rest and not rest.startswith(version + "/"):
-                self.store.delete_prefix(prefix + rest.split("/", 1)[0] + "/")
+        stale_versions = {
+            rest.split("/", 1)[0]
+            for rest in (obj.key[len(prefix) :] for obj in self.store.list(prefix))
+            if "/" in rest and not rest.startswith(version + "/")
+        }
+        for stale in stale_versions:
+            self.store.delete_prefix(f"{prefix}{stale}/")
         return rows
 
     def read_tables(self, prefix: str) -> TableValue | None:
