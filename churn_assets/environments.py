@@ -49,22 +49,36 @@ def build_engine(kind: str, spark_master: Any) -> ClickstreamEngine:
     raise ValueError(f"CHURN_ENGINE must be 'embedded' or 'spark', not {kind!r}")
 
 
+def storage_resources(
+    landing_url: Any,
+    warehouse_url: Any,
+    model_store_url: Any,
+    engine: ClickstreamEngine,
+    pinned_version: Any = "",
+    s3: S3Resource | None = None,
+) -> dict[str, Any]:
+    """The full resource dictionary for given locations (tests build theirs with this too)."""
+    s3 = s3 or S3Resource()
+    model_store = ModelStore(url=model_store_url, s3=s3, pinned_version=pinned_version)
+    return {
+        "landing": LandingZone(url=landing_url, s3=s3),
+        "io_manager": ParquetWarehouse(url=warehouse_url, s3=s3),
+        "model_store": model_store,
+        "model_io_manager": ModelIOManager(model_store=model_store),
+        "engine": engine,
+    }
+
+
 def resources_for(environment: str, env: Mapping[str, str]) -> dict[str, Any]:
     """The resource dictionary of ``environment`` ('local' or 'production')."""
     if environment not in ("local", "production"):
         raise ValueError(f"{ENVIRONMENT_VARIABLE} must be 'local' or 'production'")
     required = environment == "production"
-    s3 = S3Resource()
     engine_kind = env.get("CHURN_ENGINE", "spark" if required else "embedded")
-    model_store = ModelStore(
-        url=_setting(env, "CHURN_MODEL_STORE_URL", required),
-        s3=s3,
+    return storage_resources(
+        landing_url=_setting(env, "CHURN_LANDING_URL", required),
+        warehouse_url=_setting(env, "CHURN_WAREHOUSE_URL", required),
+        model_store_url=_setting(env, "CHURN_MODEL_STORE_URL", required),
+        engine=build_engine(engine_kind, _setting(env, "CHURN_SPARK_MASTER", required)),
         pinned_version=_setting(env, "CHURN_SERVING_MODEL", False),
     )
-    return {
-        "landing": LandingZone(url=_setting(env, "CHURN_LANDING_URL", required), s3=s3),
-        "io_manager": ParquetWarehouse(url=_setting(env, "CHURN_WAREHOUSE_URL", required), s3=s3),
-        "model_store": model_store,
-        "model_io_manager": ModelIOManager(model_store=model_store),
-        "engine": build_engine(engine_kind, _setting(env, "CHURN_SPARK_MASTER", required)),
-    }
