@@ -15,7 +15,7 @@ import pandas as pd
 from churn_assets import checks
 from churn_assets.core.billing import active_at_end_of_day
 from churn_assets.core.features import FEATURE_COLUMNS, build_features
-from churn_assets.core.daily_model import train_daily_model
+from churn_assets.core.daily_model import code_version, train_daily_model
 from churn_assets.core.labels import LabelsNotMature, compute_labels, label_summary
 from churn_assets.engines.base import ClickstreamEngine
 from churn_assets.metadata import markdown_table, numbers, table_metadata
@@ -154,6 +154,7 @@ def build_training_assets(
             incumbent=model_store.serving_model(day),
             config=settings.training,
             data_versions=_data_versions(context, ["features", "labels"]),
+            code_version=code_version(),
         )
         yield dg.Output(
             outcome.artifact,
@@ -164,7 +165,9 @@ def build_training_assets(
                 "training_days": dg.MetadataValue.int(len(features)),
                 "model_card": dg.MetadataValue.json(outcome.artifact.card),
                 "comparison": markdown_table(outcome.comparison),
-            },
+                "decision": dg.MetadataValue.text(outcome.decision),
+            }
+            | {name: markdown_table(t, max_rows=50) for name, t in outcome.tables.items()},
         )
         yield from checks.model_results(context, outcome)
 
