@@ -1,17 +1,20 @@
-"""Checks of the model and the scores."""
+"""Checks of the model, the scores and their monitoring (online quality, drift, skew)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from churn_assets.checks.common import ERROR, result, spec
-from churn_assets.metadata import numbers
+from churn_assets.checks.common import ERROR, WARN, result, spec
+from churn_assets.metadata import markdown_table, numbers
 
 # model ------------------------------------------------------------------------------------
+
+BASELINE_MARGIN = 0.0  # the candidate must at least match the logistic regression on test
 
 
 def model_specs(partitions_def: Any) -> list[dg.AssetCheckSpec]:
@@ -21,8 +24,17 @@ def model_specs(partitions_def: Any) -> list[dg.AssetCheckSpec]:
             "champion_gate",
             partitions_def,
             True,
-            "The candidate serves only if it clears the quality floor and is not worse than "
-            "the serving model on the same validation data by more than the tolerance.",
+            "The candidate serves only if its validation AUC clears the quality floor and is "
+            "not worse than the serving model's on the same validation rows by more than the "
+            "tolerance. When it fails, the previous serving model keeps scoring.",
+        ),
+        spec(
+            "model",
+            "beats_baselines",
+            partitions_def,
+            False,
+            "On the held-out test days the candidate beats the base rate (AUC and log loss) "
+            "and is not worse than a logistic regression on the same features.",
         ),
     ]
 
@@ -32,8 +44,37 @@ def model_results(context: dg.AssetExecutionContext, outcome: Any) -> Iterator[d
         "champion_gate",
         outcome.artifact.promoted,
         ERROR,
-        numbers(outcome.gate) | {"decision": dg.MetadataValue.text(outcome.decision)},
+        numbers(outcome.gate)
+        | {
+            "decision": dg.MetadataValue.text(outcome.decision),
+            "candidate_version": dg.MetadataValue.text(outcome.artifact.version),
+            "serving_version": dg.MetadataValue.text(
+                str(outcome.artifact.card.get("incumbent_version") or "none")
+            ),
+            "comparison": markdown_table(outcome.comparison),
+        },
     )
+    passed, details = baseline_verdict(outcome.metrics)
+    yield result("beats_baselines", passed, WARN, numbers(details))
+
+
+def baseline_verdict(metrics: Mapping[str, float]) -> tuple[bool, dict[str, float]]:
+    """Test-day comparison with the base rate and the logistic regression."""
+    details = {
+        "test_auc": metrics["test_auc"],
+        "test_base_rate_auc": metrics["test_base_rate_auc"],
+        "test_logistic_auc": metrics["test_logistic_auc"],
+        "test_log_loss": metrics["test_log_loss"],
+        "test_base_rate_log_loss": metrics["test_base_rate_log_loss"],
+        "test_logistic_log_loss": metrics["test_logistic_log_loss"],
+        "auc_margin_over_logistic": metrics["test_auc"] - metrics["test_logistic_auc"],
+    }
+    passed = (
+        details["test_auc"] > details["test_base_rate_auc"]
+        and details["test_log_loss"] < details["test_base_rate_log_loss"]
+        and details["auc_margin_over_logistic"] >= -BASELINE_MARGIN
+    )
+    return bool(passed), details  # NaN comparisons are False: an undefined AUC warns
 
 
 # scores -----------------------------------------------------------------------------------
@@ -74,4 +115,107 @@ def scores_results(
                 "wrong_model_version": unversioned,
             }
         ),
+    )
+
+
+# online metrics ---------------------------------------------------------------------------
+
+
+def online_specs(partitions_def: Any) -> list[dg.AssetCheckSpec]:
+    return [
+        spec(
+            "online_metrics",
+            "realised_quality",
+            partitions_def,
+            False,
+            "Warns when the realised AUC of the day's scores falls below the serving model's "
+            "offline (test) estimate by more than the tolerance.",
+        ),
+    ]
+
+
+def online_results(
+    context: dg.AssetExecutionContext, passed: bool, details: Mapping[str, Any]
+) -> Iterator[dg.AssetCheckResult]:
+    values = {k: v for k, v in details.items() if k != "note"}
+    metadata = numbers(values)
+    if "note" in details:
+        metadata["note"] = dg.MetadataValue.text(str(details["note"]))
+    yield result("realised_quality", passed, WARN, metadata)
+
+
+# drift and skew ---------------------------------------------------------------------------
+
+
+def drift_specs(partitions_def: Any) -> list[dg.AssetCheckSpec]:
+    return [
+        spec(
+            "drift",
+            "feature_drift",
+            partitions_def,
+            False,
+            "Population stability index of every feature against the serving model's training "
+            "reference: warns above the warn level, errors above the fail level.",
+        ),
+        spec(
+            "drift",
+            "score_drift",
+            partitions_def,
+            False,
+            "Population stability index of the day's scores against the serving model's "
+            "out-of-sample scores at training time: warns / errors like feature_drift.",
+        ),
+        spec(
+            "drift",
+            "training_serving_skew",
+            partitions_def,
+            False,
+            "A seeded sample of the served features, recomputed from raw billing and sessions "
+            "with the embedded reference code, must match.",
+        ),
+    ]
+
+
+def _drift_result(
+    name: str, worst: float, warn: float, fail: float, values: dict, extra: dict
+) -> dg.AssetCheckResult:
+    """Passed at or below `warn`; failed with WARN severity up to `fail`, ERROR above it."""
+    metadata = numbers(values | {"warn": warn, "fail": fail}) | extra
+    if math.isnan(worst):
+        note = "no reference in the serving model's card, or no rows: nothing to compare"
+        return result(name, True, WARN, metadata | {"note": dg.MetadataValue.text(note)})
+    return result(name, worst <= warn, ERROR if worst > fail else WARN, metadata)
+
+
+def drift_results(
+    context: dg.AssetExecutionContext,
+    feature_psi: pd.DataFrame,
+    score_psi: float,
+    skew_summary: Mapping[str, int],
+    skew_columns: pd.DataFrame,
+    warn: float,
+    fail: float,
+) -> Iterator[dg.AssetCheckResult]:
+    known = feature_psi.loc[feature_psi["psi"].notna()]
+    worst = float(known["psi"].max()) if len(known) else math.nan
+    values = {
+        "max_psi": worst,
+        "features_warn": int((feature_psi["status"] == "warn").sum()),
+        "features_fail": int((feature_psi["status"] == "fail").sum()),
+    }
+    extra = {"psi": markdown_table(feature_psi, max_rows=len(feature_psi))}
+    if len(known):
+        worst_name = str(known.loc[known["psi"].idxmax(), "column"])
+        extra["worst_feature"] = dg.MetadataValue.text(worst_name)
+    yield _drift_result("feature_drift", worst, warn, fail, values, extra)
+    yield _drift_result("score_drift", score_psi, warn, fail, {"score_psi": score_psi}, {})
+    bad = skew_summary["mismatches"] + skew_summary["missing_from_served"]
+    bad += skew_summary["missing_from_recomputed"]
+    mismatching = skew_columns.loc[skew_columns["mismatches"] > 0]
+    yield result(
+        "training_serving_skew",
+        bad == 0,
+        ERROR,
+        numbers(dict(skew_summary))
+        | {"mismatching_columns": markdown_table(mismatching, max_rows=len(skew_columns))},
     )
