@@ -512,3 +512,25 @@ def test_two_hundred_thousand_lines_normalise_and_add_up() -> None:
     assert acc["lines_read"] == n_objects * per_object
     assert acc["valid"] + acc["duplicate"] == acc["lines_read"]
     assert acc["valid"] == result.events["event_id"].nunique() == len(result.events)
+
+
+@pytest.mark.parametrize(
+    "extension",
+    [
+        b',"x":[1,2,]',
+        b',"x":{"y":1,}',
+        b',"x":1 , ',
+        b',"x":-Infinity',
+        b',"x":inf',
+        b',"x":-inf',
+        b',"x":INF',
+        b',"x":Nan',
+        b',"x":nan',
+        b',"x":1e5,"y":true,"z":false,"w":null,"v":',  # dangling: plain syntax error
+    ],
+)
+def test_json_extensions_that_duckdb_tolerates_are_invalid_json(extension: bytes) -> None:
+    base = b'{"event_id":"x","event":"click","ts":"2026-03-01T10:00:00Z","customerId":"C1"'
+    result = run(("k", at(D, 12), gz(base + extension + b"}", base + b',"x":1e5,"y":null}')))
+    assert reasons(result) == {1: "invalid_json"}
+    assert result.accounting["valid"] == 1

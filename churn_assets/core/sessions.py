@@ -135,22 +135,21 @@ def sessionise(events: pd.DataFrame, gap: timedelta = timedelta(minutes=30)) -> 
     event_codes = np.where(event_codes < 0, np.iinfo("int64").max, event_codes)  # nulls last
     raw_ns = _utc_ns(attributed["event_time"])
     order = np.lexsort((event_codes, raw_ns, customer_codes))
-    ev = attributed.iloc[order]
     ns = raw_ns[order]
     codes = customer_codes[order]
-    customers = ev["customer_id"].to_numpy(dtype=object)
+    customers = attributed["customer_id"].to_numpy(dtype=object)[order]
     day = np.floor_divide(ns, _DAY_NS)
     gap_ns = gap // timedelta(microseconds=1) * 1000
 
-    new = np.ones(len(ev), dtype=bool)
+    new = np.ones(len(order), dtype=bool)
     new[1:] = (codes[1:] != codes[:-1]) | (day[1:] != day[:-1]) | (np.diff(ns) > gap_ns)
     starts = np.flatnonzero(new)
-    ends = np.append(starts[1:], len(ev)) - 1
+    ends = np.append(starts[1:], len(order)) - 1
 
-    event_type = ev["event_type"].to_numpy(dtype=object)
-    subscribe = ev["is_subscribe"].to_numpy(dtype=bool)
+    event_type = attributed["event_type"].to_numpy(dtype=object)[order]
+    subscribe = attributed["is_subscribe"].to_numpy(dtype=bool)[order]
     flags = {
-        "n_events": np.ones(len(ev), dtype="int64"),
+        "n_events": np.ones(len(order), dtype="int64"),
         "n_page_views": event_type == "page_view",
         "n_hovers": event_type == "hover",
         "n_clicks": event_type == "click",
