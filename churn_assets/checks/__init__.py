@@ -6,6 +6,7 @@ downstream are blocking with ERROR severity, so downstream assets of that day do
 the others warn.
 """
 
+from churn_assets.checks.common import ContractSettings, contract_settings, failed_blocking
 from churn_assets.checks.derived import (
     features_results,
     features_specs,
@@ -24,6 +25,9 @@ from churn_assets.checks.raw import (
 )
 
 __all__ = [
+    "ContractSettings",
+    "contract_settings",
+    "failed_blocking",
     "features_results",
     "features_specs",
     "labels_results",

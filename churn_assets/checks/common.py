@@ -1,13 +1,57 @@
-"""Shared pieces of the asset checks: severities, spec and result builders."""
+"""Shared pieces of the asset checks: severities, thresholds, spec and result builders, and
+the trailing history that volume checks compare a day with.
+
+Every check is partitioned (one evaluation per day) and carries metadata that explains a
+failure on its own: the numbers compared, the threshold, and a sample of offending rows.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from statistics import median
 from typing import Any
 
 import dagster as dg
+import pandas as pd
+
+from churn_assets.metadata import markdown_table
 
 ERROR = dg.AssetCheckSeverity.ERROR
 WARN = dg.AssetCheckSeverity.WARN
+
+
+@dataclass(frozen=True)
+class ContractSettings:
+    """Thresholds of the data contracts. Defaults suit production; tests may tighten them.
+
+    Shares are fractions (0.01 = 1%). Volume checks compare a day with the median of the
+    materialized days among the ``volume_window_days`` before it; with fewer than
+    ``volume_min_history_days`` of them there is nothing to compare with and they pass.
+    """
+
+    quarantine_share_limit: float = 0.01
+    duplicate_share_limit: float = 0.05
+    late_share_limit: float = 0.01
+    clickstream_max_drop_share: float = 0.3
+    billing_max_drop_share: float = 0.1
+    volume_window_days: int = 7
+    volume_min_history_days: int = 2
+    clickstream_weekly_seasonality: bool = True
+    previous_billing_lookback_days: int = 7
+    monthly_churn_rate_bounds: tuple[float, float] = (0.005, 0.5)
+    churn_rate_p_value: float = 0.001
+    sample_rows: int = 10
+
+
+DEFAULT_CONTRACTS = ContractSettings()
+
+
+def contract_settings(settings: Any) -> ContractSettings:
+    """The contract thresholds of a PipelineSettings (its ``contracts`` field when it has one)."""
+    contracts = getattr(settings, "contracts", None)
+    return contracts if isinstance(contracts, ContractSettings) else DEFAULT_CONTRACTS
 
 
 def spec(
@@ -24,8 +68,111 @@ def spec(
 
 
 def result(
-    name: str, passed: bool, severity: dg.AssetCheckSeverity, metadata: dict[str, Any]
+    name: str,
+    passed: bool,
+    severity: dg.AssetCheckSeverity,
+    metadata: dict[str, Any],
+    description: str | None = None,
 ) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
-        check_name=name, passed=bool(passed), severity=severity, metadata=metadata
+        check_name=name,
+        passed=bool(passed),
+        severity=severity,
+        metadata=metadata,
+        description=description,
     )
+
+
+def samples(frames: Mapping[str, pd.DataFrame], max_rows: int) -> dict[str, dg.MetadataValue]:
+    """``<name>_sample`` markdown tables of the non-empty frames (the offending rows)."""
+    return {f"{k}_sample": markdown_table(v, max_rows) for k, v in frames.items() if len(v)}
+
+
+def failed_blocking(
+    results: Iterable[dg.AssetCheckResult], specs: Sequence[dg.AssetCheckSpec]
+) -> list[str]:
+    """Names of the blocking checks among ``results`` that failed with ERROR severity."""
+    blocking = {s.name for s in specs if s.blocking}
+    return [
+        r.check_name or ""
+        for r in results
+        if r.check_name in blocking and not r.passed and r.severity == ERROR
+    ]
+
+
+# trailing history -------------------------------------------------------------------------
+
+
+def trailing_days(day: date, window_days: int, first_day: date | None = None) -> list[date]:
+    """The ``window_days`` days before ``day`` (oldest first), not before ``first_day``."""
+    days = [day - timedelta(days=i) for i in range(window_days, 0, -1)]
+    return [d for d in days if first_day is None or d >= first_day]
+
+
+def materialized_numbers(
+    instance: dg.DagsterInstance, asset: str, days: Sequence[date], keys: Sequence[str]
+) -> dict[date, dict[str, float]]:
+    """Numeric metadata ``keys`` of the latest materialization of each day of ``asset``.
+
+    Read from the instance's event log (one indexed query; no table is read): these are the
+    numbers the asset recorded and the UI plots. Days never materialized are absent.
+    """
+    if not days:
+        return {}
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(asset), asset_partitions=[d.isoformat() for d in days]
+        ),
+        limit=max(100, 20 * len(days)),
+    ).records
+    found: dict[date, dict[str, float]] = {}
+    for record in records:  # newest first
+        materialization = record.asset_materialization
+        if materialization is None or materialization.partition is None:
+            continue
+        day = date.fromisoformat(materialization.partition)
+        if day in found:
+            continue
+        values = {
+            k: float(materialization.metadata[k].value)  # type: ignore[arg-type]
+            for k in keys
+            if k in materialization.metadata
+            and isinstance(materialization.metadata[k].value, (int, float))
+        }
+        found[day] = values
+    return found
+
+
+@dataclass(frozen=True)
+class VolumeVerdict:
+    passed: bool
+    baseline: float | None
+    ratio: float | None
+    history_days: int
+
+
+def volume_verdict(
+    current: float,
+    history: Mapping[date, float],
+    day: date,
+    max_drop_share: float,
+    min_history_days: int,
+    weekly_seasonality: bool = False,
+) -> VolumeVerdict:
+    """Is ``current`` at least (1 - max_drop_share) x the median of ``history``?
+
+    With ``weekly_seasonality`` a weekday is compared with the weekdays of the window and a
+    weekend day with its weekend days (B2B traffic roughly halves at weekends, so a plain
+    7-day median would flag every Saturday or hide a real drop on a Tuesday).
+    """
+    values = [
+        v
+        for d, v in history.items()
+        if not weekly_seasonality or (d.weekday() >= 5) == (day.weekday() >= 5)
+    ]
+    if len(values) < min_history_days:
+        return VolumeVerdict(True, None, None, len(values))
+    baseline = float(median(values))
+    ratio = current / baseline if baseline > 0 else None
+    passed = baseline <= 0 or current >= (1.0 - max_drop_share) * baseline
+    return VolumeVerdict(passed, baseline, ratio, len(values))

@@ -1,0 +1,197 @@
+"""Partition-aware freshness of the raw layer, its sensor, and the serving freshness policy.
+
+The raw assets here are stand-ins with the real names and the real partitions definition
+(the freshness checks only look at an asset's partitions and its materialization records),
+so each materialization is a real run on a real instance, in milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta, timezone
+
+import dagster as dg
+import pytest
+from dagster._core.test_utils import freeze_time
+
+from churn_assets.freshness import (
+    ENV_BILLING_DEADLINE,
+    FRESHNESS_SENSOR_NAME,
+    FreshnessSettings,
+    build_freshness,
+    serving_freshness_policy,
+    with_freshness_policies,
+)
+from churn_assets.partitions import daily_from
+
+START = date(2026, 3, 1)
+DAILY = daily_from(START)
+
+
+@dg.asset(name="raw_billing", partitions_def=DAILY)
+def raw_billing() -> int:
+    return 1
+
+
+@dg.asset(name="raw_clickstream", partitions_def=DAILY)
+def raw_clickstream() -> int:
+    return 1
+
+
+def at(day: date, hour: int) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, tzinfo=timezone.utc)
+
+
+def land(
+    instance: dg.DagsterInstance,
+    asset: dg.AssetsDefinition,
+    *days: date,
+    when: datetime | None = None,
+) -> None:
+    """Record ``days`` of ``asset`` as materialized, each at ``when`` or else at D+1 02:30.
+
+    A runless materialization event: the same record a run writes, without the run's cost.
+    """
+    for day in days:
+        with freeze_time(when or at(day + timedelta(days=1), 2) + timedelta(minutes=30)):
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(asset.key, partition=day.isoformat())
+            )
+
+
+def backfill(
+    instance: dg.DagsterInstance, asset: dg.AssetsDefinition, day: date, when: datetime
+) -> None:
+    """Re-materialize an old day in a real run, as an operator's backfill would."""
+    with freeze_time(when):
+        run = dg.materialize(
+            [asset],
+            partition_key=day.isoformat(),
+            instance=instance,
+            resources={"io_manager": dg.mem_io_manager},
+        )
+    assert run.success
+
+
+def evaluate(
+    instance: dg.DagsterInstance, now: datetime, settings: FreshnessSettings | None = None
+) -> dict[str, dg.AssetCheckEvaluation]:
+    """Run both freshness checks as of ``now``; {asset: evaluation}."""
+    freshness = build_freshness(settings)
+    with freeze_time(now):
+        run = dg.materialize(
+            [raw_billing, raw_clickstream, *freshness.checks],
+            selection=dg.AssetSelection.checks(*freshness.checks),
+            instance=instance,
+            resources={"io_manager": dg.mem_io_manager},
+        )
+    return {e.asset_key.to_user_string(): e for e in run.get_asset_check_evaluations()}
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+def days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def test_yesterdays_partition_is_due_at_each_deadline(instance: dg.DagsterInstance) -> None:
+    land(instance, raw_billing, *days(START, date(2026, 3, 9)))
+    land(instance, raw_clickstream, *days(START, date(2026, 3, 10)))
+    # 03-11 02:00: no deadline of the day has passed yet, so 03-09 is the day due for both.
+    early = evaluate(instance, at(date(2026, 3, 11), 2))
+    assert early["raw_billing"].passed and early["raw_clickstream"].passed
+    # 04:00: clickstream's 03:00 deadline has passed (03-10 is due and there), billing's not.
+    mid = evaluate(instance, at(date(2026, 3, 11), 4))
+    assert mid["raw_billing"].passed and mid["raw_clickstream"].passed
+    # 07:00: billing's 06:00 deadline has passed and 03-10 never landed.
+    late = evaluate(instance, at(date(2026, 3, 11), 7))
+    assert not late["raw_billing"].passed
+    assert late["raw_billing"].severity == dg.AssetCheckSeverity.ERROR
+    assert "2026-03-10" in (late["raw_billing"].description or "")
+    assert late["raw_clickstream"].passed
+
+
+def test_a_backfill_of_an_old_day_does_not_make_a_missing_day_fresh(
+    instance: dg.DagsterInstance,
+) -> None:
+    land(instance, raw_billing, *days(START, date(2026, 3, 9)))
+    land(instance, raw_clickstream, *days(START, date(2026, 3, 10)))
+    assert not evaluate(instance, at(date(2026, 3, 11), 7))["raw_billing"].passed
+    # An operator backfills (re-materializes) 03-05 at 08:00: the newest materialization of
+    # the asset is now minutes old, yet 03-10 is still missing and the check still fails.
+    backfill(instance, raw_billing, date(2026, 3, 5), at(date(2026, 3, 11), 8))
+    after_backfill = evaluate(instance, at(date(2026, 3, 11), 9))["raw_billing"]
+    assert not after_backfill.passed
+    assert "2026-03-10" in (after_backfill.description or "")
+    # The day lands late: now it is fresh.
+    land(instance, raw_billing, date(2026, 3, 10), when=at(date(2026, 3, 11), 9))
+    assert evaluate(instance, at(date(2026, 3, 11), 10))["raw_billing"].passed
+
+
+def test_the_sensor_runs_the_checks_when_they_can_have_changed(
+    instance: dg.DagsterInstance,
+) -> None:
+    freshness = build_freshness()
+    defs = dg.Definitions(
+        assets=[raw_billing, raw_clickstream],
+        asset_checks=freshness.checks,
+        sensors=[freshness.sensor],
+        resources={"io_manager": dg.mem_io_manager},
+    )
+    sensor = defs.get_sensor_def(FRESHNESS_SENSOR_NAME)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+    def tick(now: datetime) -> set[str]:
+        with freeze_time(now):
+            context = dg.build_sensor_context(instance=instance, definitions=defs)
+            request = sensor(context)
+        if not isinstance(request, dg.RunRequest):
+            return set()
+        return {k.asset_key.to_user_string() for k in request.asset_check_keys or []}
+
+    land(instance, raw_billing, *days(START, date(2026, 3, 9)))
+    land(instance, raw_clickstream, *days(START, date(2026, 3, 10)))
+    now = at(date(2026, 3, 11), 7)
+    assert tick(now) == {"raw_billing", "raw_clickstream"}  # never evaluated: both
+    evaluate(instance, now)
+    # billing failed and nothing changed: not re-run; clickstream passed and stays fresh
+    # until its next deadline, so nothing to do.
+    assert tick(now + timedelta(minutes=10)) == set()
+    backfill(instance, raw_billing, date(2026, 3, 5), at(date(2026, 3, 11), 8))  # backfill
+    assert tick(at(date(2026, 3, 11), 9)) == {"raw_billing"}  # re-run: and it fails again
+    assert not evaluate(instance, at(date(2026, 3, 11), 9))["raw_billing"].passed
+    # The next morning, after 03:00, clickstream's 03-11 is due: the sensor re-runs it.
+    assert "raw_clickstream" in tick(at(date(2026, 3, 12), 4))
+    assert not evaluate(instance, at(date(2026, 3, 12), 4))["raw_clickstream"].passed
+
+
+def test_deadlines_are_configurable(instance: dg.DagsterInstance) -> None:
+    settings = FreshnessSettings.from_env({ENV_BILLING_DEADLINE: "0 9 * * *"})
+    assert settings.billing_deadline_cron == "0 9 * * *"
+    assert settings.clickstream_deadline_cron == FreshnessSettings().clickstream_deadline_cron
+    land(instance, raw_billing, *days(START, date(2026, 3, 9)))
+    land(instance, raw_clickstream, *days(START, date(2026, 3, 10)))
+    # With a 09:00 deadline, 03-10's billing is not yet overdue at 07:00.
+    assert evaluate(instance, at(date(2026, 3, 11), 7), settings)["raw_billing"].passed
+    assert not evaluate(instance, at(date(2026, 3, 11), 10), settings)["raw_billing"].passed
+
+
+def test_serving_assets_get_the_cron_freshness_policy() -> None:
+    @dg.asset(name="scores")
+    def scores() -> int:
+        return 1
+
+    @dg.asset(name="features")
+    def features() -> int:
+        return 1
+
+    mapped = {a.key.to_user_string(): a for a in with_freshness_policies([scores, features])}
+    policy = mapped["scores"].specs_by_key[dg.AssetKey("scores")].freshness_policy
+    assert policy == serving_freshness_policy()
+    assert isinstance(policy, dg.FreshnessPolicy)
+    assert policy.deadline_cron == "0 8 * * *" and policy.lower_bound_delta == timedelta(hours=24)  # type: ignore[attr-defined]
+    assert mapped["features"].specs_by_key[dg.AssetKey("features")].freshness_policy is None
