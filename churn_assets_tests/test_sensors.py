@@ -11,7 +11,7 @@ import gzip
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -368,3 +368,176 @@ def test_sensors_work_on_a_local_landing_directory(
     assert partitions(sensors.billing()) == [str(day(0))]
     assert partitions(sensors.clickstream()) == [str(day(0))]
     assert sensors.billing() == sensors.clickstream() == []
+
+
+# --- the automation condition sensor's policy (declarative automation downstream) ---------
+
+AUTOMATED = ("sessions", "features", "labels", "model", "scores", "drift", "online_metrics")
+
+
+class Automation:
+    """Evaluates the project's automation policy tick by tick against a real instance.
+
+    Upstream materializations are reported to the instance (with passing results of the
+    raw_clickstream checks that gate sessions, linked to the materialization as a run links
+    them); ``run`` plays the role of the runs a tick launched.
+    """
+
+    def __init__(self, instance: dg.DagsterInstance, settings: PipelineSettings, horizon: int):
+        from churn_assets.assets import build_assets
+        from churn_assets.automation import apply_automation
+        from churn_assets.environments import resources_for
+
+        assets = apply_automation(build_assets(settings), settings, horizon)
+        self.defs = dg.Definitions(assets=assets, resources=resources_for("local", {}))
+        self.checks = {
+            key: [spec for a in assets for spec in a.check_specs if spec.asset_key == key]
+            for a in assets
+            for key in a.keys
+        }
+        self.instance = instance
+        self.start = settings.history_start
+        self.cursor: Any = None
+        self.now = utc(self.start)
+
+    def key(self, offset: int) -> str:
+        return str(self.start + timedelta(days=offset))
+
+    def land(self, asset: str, offsets: Iterable[int]) -> None:
+        from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+            AssetCheckEvaluationTargetMaterializationData,
+        )
+
+        key = dg.AssetKey(asset)
+        for offset in offsets:
+            partition = self.key(offset)
+            self.instance.report_runless_asset_event(
+                dg.AssetMaterialization(asset_key=key, partition=partition)
+            )
+            record = self.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1
+            ).records[0]
+            target = AssetCheckEvaluationTargetMaterializationData(
+                storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+            )
+            gated = asset == "raw_clickstream"  # sessions wait for its blocking checks
+            for spec in self.checks[key] if gated else []:
+                self.instance.report_runless_asset_event(
+                    dg.AssetCheckEvaluation(
+                        asset_key=key,
+                        check_name=spec.name,
+                        passed=True,
+                        partition=partition,
+                        target_materialization_data=target,
+                    )
+                )
+
+    def tick(self) -> dict[str, list[int]]:
+        result = dg.evaluate_automation_conditions(
+            defs=self.defs, instance=self.instance, cursor=self.cursor, evaluation_time=self.now
+        )
+        self.cursor = result.cursor
+        requested = {
+            name: sorted(
+                (date.fromisoformat(str(p)) - self.start).days
+                for p in result.get_requested_partitions(dg.AssetKey(name))
+            )
+            for name in AUTOMATED
+        }
+        return {name: days for name, days in requested.items() if days}
+
+    def run(self, requested: dict[str, list[int]]) -> None:
+        for name, offsets in requested.items():
+            self.land(name, offsets)
+
+
+def small_settings() -> PipelineSettings:
+    from churn_assets.core.daily_model import TrainingConfig
+
+    # H=2, G=1 (labels final 3 days later), windows of 3 and 4 days: model from day 6,
+    # scores from day 7
+    return PipelineSettings(
+        history_start=START,
+        horizon_days=2,
+        grace_days=1,
+        feature_window_days=3,
+        training_window_days=4,
+        training=TrainingConfig(validation_days=1),
+    )
+
+
+@pytest.fixture
+def fresh_instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+def test_automation_follows_landed_days_labels_the_day_a_billing_day_completes_and_reruns(
+    fresh_instance: dg.DagsterInstance,
+) -> None:
+    auto = Automation(fresh_instance, small_settings(), horizon=5)
+    auto.now = utc(day(5), 8)
+    assert auto.tick() == {}
+    auto.land("raw_billing", range(5))
+    auto.land("raw_clickstream", range(5))
+    first = auto.tick()
+    # billing 0..4 completes the labels of days 0 and 1 (final once day D+3 has landed);
+    # features wait for the sessions requested in the same tick
+    assert first == {"sessions": [0, 1, 2, 3, 4], "labels": [0, 1]}
+    auto.run(first)
+    second = auto.tick()
+    assert second == {"features": [0, 1, 2, 3, 4]}
+    auto.run(second)
+    assert auto.tick() == {}  # nothing repeats
+
+    auto.now = utc(day(9), 8)  # four more days land
+    auto.land("raw_billing", range(5, 9))
+    auto.land("raw_clickstream", range(5, 9))
+    third = auto.tick()
+    assert third == {"sessions": [5, 6, 7, 8], "labels": [2, 3, 4, 5]}
+    auto.run(third)
+    fourth = auto.tick()
+    # the daily models whose training window (days D-6..D-3) is complete
+    assert fourth == {"features": [5, 6, 7, 8], "model": [6, 7]}
+    auto.run(fourth)
+    fifth = auto.tick()
+    assert fifth == {"model": [8], "scores": [7, 8]}  # scores once features and a model exist
+    auto.run(fifth)
+    sixth = auto.tick()
+    assert sixth == {"drift": [7, 8]}
+    auto.run(sixth)
+    assert auto.tick() == {}
+
+    # a re-delivery of billing day 6: its feature windows and the final labels it is part of
+    auto.land("raw_billing", [6])
+    redelivery = auto.tick()
+    assert redelivery == {"features": [6, 7, 8], "labels": [3, 4, 5]}
+    auto.run(redelivery)
+    after = auto.tick()
+    assert after == {"scores": [7, 8]}  # the models are not retrained: one per day
+    auto.run(after)
+    assert auto.tick() == {"drift": [7, 8]}
+    assert auto.tick() == {}
+
+
+def test_automation_tolerates_a_missing_billing_day_and_ignores_days_past_the_lookback(
+    fresh_instance: dg.DagsterInstance,
+) -> None:
+    auto = Automation(fresh_instance, small_settings(), horizon=3)
+    auto.now = utc(day(5), 8)
+    assert auto.tick() == {}
+    auto.land("raw_billing", [0, 1, 3, 4])  # the extract of day 2 never arrives
+    auto.land("raw_clickstream", range(5))
+    first = auto.tick()
+    assert first == {"sessions": [0, 1, 2, 3, 4], "labels": [0, 1]}
+    auto.run(first)
+    assert auto.tick() == {"features": [0, 1, 3, 4]}  # not day 2: its billing is missing
+
+    auto.run({"features": [0, 1, 3, 4]})
+    # a re-delivery inside the lookback, landing between the same two ticks as the features
+    # run that just finished (it may have read the old data): its day and the
+    assert auto.tick() == {"features": [4], "labels": [1]}  # final label whose window has it
+    auto.run({"features": [4], "labels": [1]})
+    auto.now = utc(day(30), 8)  # much later: day 0 is outside every lookback
+    auto.land("raw_billing", [0])
+    assert auto.tick() == {}
