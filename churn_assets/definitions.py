@@ -15,7 +15,9 @@ from typing import Any
 import dagster as dg
 
 from churn_assets.assets import build_assets
+from churn_assets.automation import apply_automation
 from churn_assets.environments import ENVIRONMENT_VARIABLE, resources_for
+from churn_assets.sensors import build_sensors
 from churn_assets.settings import PipelineSettings
 
 
@@ -26,7 +28,8 @@ def build_definitions(
 ) -> dg.Definitions:
     settings = settings or PipelineSettings()
     return dg.Definitions(
-        assets=build_assets(settings),
+        assets=apply_automation(build_assets(settings), settings),
+        sensors=build_sensors(settings),
         resources=dict(resources)
         if resources is not None
         else resources_for(environment, os.environ),
