@@ -7,6 +7,7 @@ the contract (csv module, json module), never with the generator's own internals
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import json
@@ -224,12 +225,15 @@ def accounting(records: list[Record]) -> dict[str, Counter]:
     for r in records:  # already in (arrival, key, line) order
         if r.reason is not None:
             out["bad"][r.reason] += 1
+            out["by_arrival"][(r.arrival.date().isoformat(), r.reason)] += 1
             continue
         assert r.time is not None
         e = r.time.date()
         window_end = datetime(e.year, e.month, e.day, tzinfo=timezone.utc) + timedelta(1)
         if r.arrival >= window_end + LATENESS or r.arrival.date() < e:
-            out["bad"]["late" if e < r.arrival.date() else "future"] += 1
+            reason = "late" if e < r.arrival.date() else "future"
+            out["bad"][reason] += 1
+            out["by_arrival"][(r.arrival.date().isoformat(), reason)] += 1
         elif r.customer_id is None:
             out["anonymous"][e.isoformat()] += 1
         elif r.event_id in seen:
@@ -423,6 +427,17 @@ def reference_labels(days: dict[str, list[dict[str, str]]], horizon: int, grace:
     return n, true_pos, naive_pos
 
 
+def test_shares_at_a_larger_scale(medium: tuple[Landing, GenerationSummary]) -> None:
+    _, s = medium
+    assert 0.0015 < sum(s.bad_lines.values()) / s.clickstream_lines < 0.003
+    assert 0.08 < s.anonymous_lines / s.clickstream_lines < 0.14
+    assert 0.008 < s.duplicates / s.attributed_events < 0.016
+    assert 0 < s.late_beyond_window < 0.001 * s.events
+    # events_per_active_customer_day is the mean volume of an active customer-day
+    per_day = s.attributed_events / s.active_customer_days
+    assert 4.5 < per_day < 7.5
+
+
 def test_true_label_differs_from_naive(medium: tuple[Landing, GenerationSummary]) -> None:
     landing, summary = medium
     n, true_pos, naive_pos = reference_labels(billing_days(landing), 30, 30)
@@ -481,14 +496,18 @@ def test_objects_per_day_at_full_scale_activity() -> None:
 
 
 def test_billing_and_clickstream_are_interleaved_by_landing_time(small) -> None:
+    """The extract of D lands at D+1 02:30-03:30 UTC, between the objects around it."""
     landing, _ = small
     keys = [k for _, k, _ in landing.ops]
-    first_billing = next(i for i, k in enumerate(keys) if k.startswith("billing/"))
-    assert keys[first_billing].startswith(f"billing/dt={START.isoformat()}/")
-    # Day 1's extract lands on day 2 at ~02:30, after day 2's first clickstream objects.
-    before = [arrival_of(k) for k in keys[:first_billing]]
-    after = [arrival_of(k) for k in keys[first_billing:] if k.startswith("clickstream/")]
-    assert max(before).date() == START + timedelta(1) and min(after).date() == START + timedelta(1)
+    for d in range(SMALL.days):
+        day = START + timedelta(d)
+        pos = [i for i, k in enumerate(keys) if k.startswith(f"billing/dt={day.isoformat()}/")]
+        lands = datetime.combine(day + timedelta(1), datetime.min.time(), timezone.utc)
+        before = [arrival_of(k) for k in keys[: pos[0]] if k.startswith("clickstream/")]
+        after = [arrival_of(k) for k in keys[pos[-1] :] if k.startswith("clickstream/")]
+        assert max(before) < lands + timedelta(hours=3, minutes=30)
+        assert not after or min(after) >= lands + timedelta(hours=2, minutes=30)
+        assert pos == list(range(pos[0], pos[-1] + 1)), "a delivery is written in one go"
 
 
 def test_both_shapes_and_their_variations(small_records: list[Record]) -> None:
@@ -536,6 +555,10 @@ def test_accounting_matches_the_summary(small, small_records) -> None:
     for reason, count in summary.bad_lines.items():
         assert bad[reason] == count, reason
     assert len(small_records) == summary.clickstream_lines
+    flat = {
+        (d, r): c for d, reasons in summary.quarantined_by_day.items() for r, c in reasons.items()
+    }
+    assert flat == dict(acc["by_arrival"])
     assert set(bad) <= {"late", *summary.bad_lines}
 
 
@@ -551,8 +574,7 @@ def test_duplicates_anonymous_and_bad_lines_are_planted(small, small_records) ->
     assert summary.duplicates == sum(len(k) - 1 for k in dups)
     anonymous = sum(1 for r in small_records if r.reason is None and r.customer_id is None)
     assert anonymous == summary.anonymous_lines > 0
-    share = sum(summary.bad_lines.values()) / summary.clickstream_lines
-    assert 0.0005 < share < 0.006
+    assert all(count > 0 for count in summary.bad_lines.values())
     assert summary.events_by_shape["web"] > 0 and summary.events_by_shape["app"] > 0
 
 
@@ -606,11 +628,43 @@ def test_generate_clickstream_day_has_the_requested_volume() -> None:
 FAULT_DAY = START + timedelta(4)
 
 
-def faulted(kind: str, *, with_delete: bool = True) -> tuple[Landing, GenerationSummary]:
-    cfg = GeneratorConfig(
-        start=START, days=8, customers=60, seed=21, faults=(Fault(kind, FAULT_DAY),)
-    )
+@functools.cache
+def faulted(kind: str | None, *, with_delete: bool = True) -> tuple[Landing, GenerationSummary]:
+    faults = (Fault(kind, FAULT_DAY),) if kind else ()
+    cfg = GeneratorConfig(start=START, days=8, customers=60, seed=21, faults=faults)
     return run(cfg, with_delete=with_delete)
+
+
+def in_fault_scope(kind: str, key: str) -> bool:
+    """Keys a fault on FAULT_DAY is allowed to change (LANDING.md layout)."""
+    if key.startswith("billing/"):
+        return kind.startswith(("billing", "missing", "schema")) and key.startswith(
+            f"billing/dt={FAULT_DAY.isoformat()}/"
+        )
+    arrival = arrival_of(key)
+    day_start = datetime.combine(FAULT_DAY, datetime.min.time(), timezone.utc)
+    if kind in ("clickstream_outage", "malformed_burst"):
+        return arrival.date() == FAULT_DAY
+    if kind in ("volume_drop", "late_events"):
+        window = day_start <= arrival < day_start + timedelta(1) + LATENESS
+        return window or (kind == "late_events" and arrival.date() == FAULT_DAY + timedelta(2))
+    return False
+
+
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+def test_a_fault_changes_only_what_it_documents(kind: str) -> None:
+    clean, _ = faulted(None)
+    dirty, summary = faulted(kind)
+    changed = {
+        k
+        for k in clean.objects.keys() | dirty.objects.keys()
+        if clean.objects.get(k) != dirty.objects.get(k)
+    }
+    assert changed, "the fault has an effect"
+    assert all(in_fault_scope(kind, k) for k in changed), sorted(changed)[:3]
+    keep = [op for op in clean.ops if not in_fault_scope(kind, op[1])]
+    assert keep == [op for op in dirty.ops if not in_fault_scope(kind, op[1])], "same otherwise"
+    assert summary.faults_applied == (f"{kind}:{FAULT_DAY}",)
 
 
 def day_keys(landing: Landing, day: date) -> list[str]:

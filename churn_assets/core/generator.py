@@ -9,7 +9,8 @@ records) and a churn signal an XGBoost model can learn from 28 days of features.
 It is pure: nothing is written except through the ``write`` (and optional ``delete``)
 callback, in the order a real producer would write (clickstream objects in arrival
 order, each billing day's parts before its ``_SUCCESS``, both streams interleaved by
-the time they would land). The same config gives byte-identical output.
+the time they would land). The same config gives byte-identical output (gzip mtime 0,
+numpy generators seeded per purpose and per day, object uuids drawn from them).
 
 Simulated world
     Customers sign up over time (most before ``start``, ids ``C%07d`` in signup order).
@@ -32,15 +33,15 @@ Faults (``Fault(kind, day)``, each applied to that day; parse with :func:`parse_
     ``billing_redelivery``
         The day is delivered in three parts with ``_SUCCESS``, the first delivery
         carrying detectable errors (five rows with a negative ``mrr`` and three
-        customer ids appearing twice). A day later (D+2 11:00 UTC, after the extract of
-        D+1) it is delivered again, corrected: the same part names are overwritten, and
+        customer ids appearing twice). On D+2 at 11:00 UTC (after the extract of D+1)
+        it is delivered again, corrected: the same part names are overwritten, and
         when a ``delete`` callback is given the re-delivery has two parts and
         ``part-00002`` is deleted; a new ``_SUCCESS`` is written last.
     ``clickstream_outage``
         No clickstream object arrives during the day (arrival 00:00 to 24:00 UTC); the
         records that would have arrived then are lost.
     ``volume_drop``
-        Half of the customers (chosen at random) produce no events on that day.
+        Half of the customers (chosen at random) produce no events of that event date.
     ``malformed_burst``
         3,000 extra ``invalid_json`` lines in the objects arriving during one hour of
         the day.
@@ -56,15 +57,18 @@ Faults (``Fault(kind, day)``, each applied to that day; parse with :func:`parse_
         i.e. beyond the lateness window (the pipeline must count them as ``late``).
 
     Faults combine; ``missing_billing`` wins over the other billing faults of its day.
+    Each fault draws from its own random generator: with and without a fault, every key
+    outside the fault's reach (its billing day, or the objects arriving on / around its
+    day) is byte-identical and written in the same order.
 
 Normal operation also plants, every day: duplicates (~1.2% of attributed events, half
 repeated in the same object, half in the next object), anonymous events (~11% of
 events: null, absent or whitespace-only ids), bad lines (~0.2%: ``invalid_json``,
-``unknown_shape``, ``bad_timestamp``, ``unknown_event_type``) plus a few records whose
-clock is days ahead (``future``), and a handful of events that arrive after their
-2-hour lateness window (``late``). Normal lateness keeps every other event of date D in
-objects arriving before D+1 02:00. The :class:`GenerationSummary` carries the counts
-the pipeline's accounting should reproduce.
+``unknown_shape``, ``bad_timestamp``, ``unknown_event_type``; each at least once per
+run) plus a few records whose clock is days ahead (``future``), and a handful of events
+that arrive after their 2-hour lateness window (``late``). Normal lateness keeps every
+other event of date D in objects arriving before D+1 02:00. The
+:class:`GenerationSummary` carries the counts the pipeline's accounting should reproduce.
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ import io
 import json
 import os
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -116,7 +121,7 @@ MS_PER_HOUR = 3_600_000
 LATENESS_MS = 2 * MS_PER_HOUR  # the contract's default lateness window
 NONE_DAY = -(10**6)  # "no date" in day-index arrays
 _EPOCH = date(1970, 1, 1)
-_GZIP_LEVEL = 3  # fast; the landing zone favours generation speed over size
+_GZIP_LEVEL = 1  # fast; ~10% larger objects than level 6
 
 # Reasons of planted bad lines, in the contract's vocabulary.
 BAD_LINE_REASONS: tuple[str, ...] = (
@@ -158,7 +163,10 @@ class GenerationSummary:
     are keyed by ISO event date and use the contract's default 2-hour lateness window:
     ``valid_by_day`` = distinct attributed events of that date whose first copy arrived
     inside the window, ``duplicate_by_day`` = further copies inside the window,
-    ``anonymous_by_day`` = anonymous lines inside the window. Labels are computed from the
+    ``anonymous_by_day`` = anonymous lines inside the window; ``quarantined_by_day`` is keyed
+    by the *arrival* date of the objects (the partition that quarantines them) and holds
+    reason -> count, including ``late`` and ``future``. Late lines and the ``late_events``
+    object may arrive after the last generated day. Labels are computed from the
     simulated history for every day whose label is final within the generated range.
     """
 
@@ -177,11 +185,13 @@ class GenerationSummary:
     duplicates_cross_object: int
     bad_lines: dict[str, int]
     late_beyond_window: int
-    lost_in_outage: int
+    lost_in_outage: int  # lines (events and bad lines) that never arrived
     valid_by_day: dict[str, int]
     duplicate_by_day: dict[str, int]
     anonymous_by_day: dict[str, int]
+    quarantined_by_day: dict[str, dict[str, int]]
     faults_applied: tuple[str, ...]
+    active_customer_days: int  # customer-days active at some point of the day
     cancellations: int
     reactivations: int
     reactivations_within_grace: int
@@ -437,7 +447,7 @@ def _simulate_history(
             n_cancel_events += k
             if n_cancel_events > saved.size:
                 saved = np.concatenate([saved, np.zeros(max(n_cancel_events, saved.size), bool)])
-            p_back = np.where(second[idx], 0.25, 0.42)
+            p_back = np.where(second[idx], 0.25, 0.5)
             back = rng.random(k) < p_back
             in_grace = rng.random(k) < 0.55
             delay = np.where(in_grace, rng.integers(1, 31, k), rng.integers(31, 101, k))
@@ -532,19 +542,17 @@ def _billing_style(rng: np.random.Generator) -> _BillingStyle:
     )
 
 
-def _billing_parts(
+def _billing_table(
     rng: np.random.Generator,
+    fault_rng: np.random.Generator,
     pop: _Population,
     hist: _History,
     day: int,
     style: _BillingStyle,
     dates: tuple[np.ndarray, int],
     faults: set[str],
-    *,
-    n_parts: int,
-    corrupt: bool,
-) -> tuple[list[bytes], int]:
-    """CSV parts (gzip bytes) of one extract, and its row count."""
+) -> tuple[list[str], list[np.ndarray], int]:
+    """Header, columns (object arrays of str, output order) and where mrr is, of one extract."""
     table, first = dates
     k = int(np.searchsorted(pop.signup, day, side="right"))
     ids = pop.ids[:k]
@@ -591,9 +599,8 @@ def _billing_parts(
     if style.extra:
         order.insert(int(rng.integers(0, len(order) + 1)), style.extra)
     if "schema_new_column" in faults:
-        columns["loyalty_tier"] = np.array(["gold", "silver", ""], dtype=object)[
-            rng.integers(0, 3, k)
-        ]
+        tiers = np.array(["gold", "silver", ""], dtype=object)
+        columns["loyalty_tier"] = tiers[fault_rng.integers(0, 3, k)]
         order.append("loyalty_tier")
     if "schema_missing_column" in faults:
         order.remove("seats")
@@ -604,15 +611,27 @@ def _billing_parts(
         header = [h.upper() for h in header]
     elif style.header_case == 2:
         header = [h.title() for h in header]
-    data = [columns[c] for c in order]
-    if corrupt and k:
-        mrr_pos = order.index("mrr")
-        pick = rng.choice(k, size=min(8, k), replace=False)
-        bad, dup = pick[:5], np.sort(pick[5:])  # disjoint: 5 negative rows, 3 repeated ids
-        data[mrr_pos] = data[mrr_pos].copy()
-        data[mrr_pos][bad] = _money(-(pop.mrr_cents[bad] + 100))
-        take = np.sort(np.concatenate([np.arange(k), dup]))
-        data = [col[take] for col in data]
+    return header, [columns[c] for c in order], order.index("mrr")
+
+
+def _corrupt(
+    rng: np.random.Generator, data: list[np.ndarray], mrr_pos: int, pop: _Population
+) -> list[np.ndarray]:
+    """A faulty first delivery: five rows with a negative mrr, three customer ids twice."""
+    k = len(data[0])
+    if k == 0:
+        return data
+    pick = rng.choice(k, size=min(8, k), replace=False)
+    bad, dup = pick[:5], np.sort(pick[5:])  # disjoint
+    data = list(data)
+    data[mrr_pos] = data[mrr_pos].copy()
+    data[mrr_pos][bad] = _money(-(pop.mrr_cents[bad] + 100))
+    take = np.sort(np.concatenate([np.arange(k), dup]))
+    return [col[take] for col in data]
+
+
+def _csv_parts(header: list[str], data: list[np.ndarray], n_parts: int) -> list[bytes]:
+    """Split rows into ``n_parts`` gzip CSV parts (RFC 4180 quoting, CRLF, header in each)."""
     n_rows = len(data[0]) if data else 0
     bounds = np.linspace(0, n_rows, n_parts + 1).astype(int)
     parts = []
@@ -623,7 +642,7 @@ def _billing_parts(
         lo, hi = bounds[i], bounds[i + 1]
         writer.writerows(zip(*(col[lo:hi] for col in data), strict=True))
         parts.append(gzip.compress(buf.getvalue().encode("utf-8"), _GZIP_LEVEL, mtime=0))
-    return parts, n_rows
+    return parts
 
 
 # --------------------------------------------------------------------------------------
@@ -668,10 +687,20 @@ def _hex(raw: np.ndarray) -> np.ndarray:
     return out
 
 
+_DIGITS4 = np.array([list(f"{i:04d}".encode()) for i in range(10_000)], np.uint8)
+
+
 def _digits(values: np.ndarray, width: int) -> np.ndarray:
-    """Non-negative ints -> (n, width) zero-padded ASCII digits."""
-    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
-    return ((values[:, None] // powers[None, :]) % 10 + 48).astype(np.uint8)
+    """Non-negative ints -> (n, width) zero-padded ASCII digits, four digits per lookup."""
+    out = np.empty((values.shape[0], width), np.uint8)
+    v = np.asarray(values, np.int64)
+    j = width
+    while j > 0:
+        k = min(4, j)
+        v, r = np.divmod(v, 10**k)
+        out[:, j - k : j] = _DIGITS4[r, 4 - k :]
+        j -= k
+    return out
 
 
 def _datetime_parts(ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -913,13 +942,19 @@ class _Lines:
             cur = starts[lo:hi].copy()
             for table, codes, lens_all in self.segs:
                 lens = lens_all[lo:hi]
+                if codes is not None and table.shape[0] == 1:  # a literal
+                    width = int(lens[0])
+                    buf[cur[:, None] + np.arange(width)] = table[0, :width]
+                    cur += width
+                    continue
                 vals = table[codes[lo:hi]] if codes is not None else table[lo:hi]
-                for width in np.unique(lens):
-                    if width == 0:
-                        continue
-                    rows = np.flatnonzero(lens == width) if lens.min() != width else slice(None)
-                    at = cur[rows][:, None] + np.arange(width)
-                    buf[at] = vals[rows, :width]
+                widths = np.flatnonzero(np.bincount(lens))
+                for width in widths[widths > 0]:
+                    if widths.size == 1:
+                        rows: slice | np.ndarray = slice(None)
+                    else:
+                        rows = np.flatnonzero(lens == width)
+                    buf[cur[rows][:, None] + np.arange(width)] = vals[rows, :width]
                 cur += lens
 
 
@@ -1124,6 +1159,9 @@ def _object_key(ms: int, rng_bytes: bytes) -> str:
     return f"clickstream/{t:%Y/%m/%d/%H}/churn-clickstream-1-{t:%Y-%m-%d-%H-%M-%S}-{u}.gz"
 
 
+FaultRng = Callable[[str, int], np.random.Generator]
+
+
 def _build_stream(
     rng: np.random.Generator,
     pop: _Population,
@@ -1131,11 +1169,17 @@ def _build_stream(
     days: int,
     ev: dict[str, np.ndarray],
     *,
+    fault_rng: FaultRng | None = None,
     outage_days: Sequence[int] = (),
     burst_days: Sequence[int] = (),
     late_fault_days: Sequence[int] = (),
+    drop_days: Sequence[int] = (),
 ) -> _Stream:
-    """Assign events to objects by arrival time and plant duplicates, lateness and bad lines."""
+    """Assign events to objects by arrival time and plant duplicates, lateness and bad lines.
+
+    Every draw of ``rng`` happens whatever the faults are, and each fault draws from its own
+    generator, so a fault changes only what it is documented to change.
+    """
     n_ev = ev["t"].shape[0]
     t = ev["t"]
     e_day = np.floor_divide(t - start_ms, MS_PER_DAY)
@@ -1146,6 +1190,7 @@ def _build_stream(
     secs = int(rng.integers(0, 300)) + np.cumsum(rng.integers(300, 901, n_est))
     times = start_ms + secs * 1000
     times = times[times < horizon]
+    key_bytes = rng.bytes(16 * times.size)
     # Normal delivery delay, capped at 90 minutes so an event of D lands before D+1 02:00.
     kind = rng.random(n_ev)
     delay = np.where(
@@ -1157,45 +1202,53 @@ def _build_stream(
     # A handful arrive beyond their window (a device that was offline for a while).
     late = rng.random(n_ev) < 2.5e-4
     late_target = window_end + rng.integers(600_000, 30 * MS_PER_HOUR, n_ev)
-    late &= late_target <= times[-1]
     if not late.any() and n_ev:  # even a tiny run gets its handful
         late[int(rng.integers(0, n_ev))] = True
-        late &= late_target <= times[-1]
+    late &= late_target <= times[-1]
     ready = np.where(late, late_target, ready)
     obj = np.searchsorted(times, ready, side="left")
     ok = obj < times.size
+    normal_obj = np.minimum(obj, times.size - 1)  # before any fault moves events
     pos = ready.copy()
-    # Fault: late_events -> one extra object at D+2 09:00-13:00 holding 300 events of D.
+    dup_draw = rng.random(n_ev) < 0.012
+    cross_draw = rng.random(n_ev) < 0.5
+    # Fault late_events: one extra object at D+2 09:00-13:00 holding 300 events of D.
     extra_times: list[int] = []
+    extra_keys: list[bytes] = []
     for d in late_fault_days:
+        assert fault_rng is not None
+        frng = fault_rng("late_events", d)
         cand = np.flatnonzero((e_day == d) & ok)
         if cand.size == 0:
             continue
-        pick = rng.choice(cand, size=min(300, cand.size), replace=False)
+        pick = frng.choice(cand, size=min(300, cand.size), replace=False)
         extra_times.append(
-            start_ms + (d + 2) * MS_PER_DAY + int(rng.integers(9 * 3600, 13 * 3600)) * 1000
+            start_ms + (d + 2) * MS_PER_DAY + int(frng.integers(9 * 3600, 13 * 3600)) * 1000
         )
+        extra_keys.append(frng.bytes(16))
         obj[pick] = times.size + len(extra_times) - 1
-        pos[pick] = rng.integers(0, 10**9, pick.size)
+        pos[pick] = frng.integers(0, 10**9, pick.size)
     all_times = np.concatenate([times, np.array(extra_times, np.int64)])
+    all_keys = key_bytes + b"".join(extra_keys)
     in_window = ok & (all_times[np.minimum(obj, all_times.size - 1)] < window_end)
     # Duplicates of attributed events delivered inside their window.
     attributed = ev["cust"] >= 0
-    dup = attributed & in_window & (rng.random(n_ev) < 0.012)
-    cross = dup & (rng.random(n_ev) < 0.5) & (obj + 1 < times.size)
+    dup = attributed & in_window & dup_draw
     nxt = np.minimum(obj + 1, times.size - 1)
-    cross &= times[nxt] < window_end
+    cross = dup & cross_draw & (obj + 1 < times.size) & (times[nxt] < window_end)
     same = dup & ~cross
     same_idx = np.flatnonzero(same)
     cross_idx = np.flatnonzero(cross)
     base = np.flatnonzero(ok)
     line_ev = np.concatenate([base, same_idx, cross_idx])
     line_obj = np.concatenate([obj[base], obj[same_idx], obj[cross_idx] + 1])
+    same_jitter = rng.integers(1, 120_000, n_ev)
+    cross_jitter = rng.integers(0, 600_000, n_ev)
     line_pos = np.concatenate(
         [
             pos[base],
-            pos[same_idx] + rng.integers(1, 120_000, same_idx.size),
-            times[nxt[cross_idx]] - rng.integers(0, 600_000, cross_idx.size),
+            pos[same_idx] + same_jitter[same_idx],
+            times[nxt[cross_idx]] - cross_jitter[cross_idx],
         ]
     )
     is_same = np.concatenate(
@@ -1204,52 +1257,63 @@ def _build_stream(
     is_cross = np.concatenate(
         [np.zeros(base.size + same_idx.size, bool), np.ones(cross_idx.size, bool)]
     )
-    # Fault: clickstream_outage -> nothing arrives during that day.
-    obj_t = all_times[line_obj]
-    lost = np.zeros(line_ev.size, bool)
-    for d in outage_days:
-        lo, hi = start_ms + d * MS_PER_DAY, start_ms + (d + 1) * MS_PER_DAY
-        lost |= (obj_t >= lo) & (obj_t < hi)
-    keep = ~lost
-    line_ev, line_obj, line_pos = line_ev[keep], line_obj[keep], line_pos[keep]
-    is_same, is_cross, obj_t = is_same[keep], is_cross[keep], obj_t[keep]
-    # Bad lines: ~0.2% spread over the objects, plus bursts.
-    n_bad = int(rng.binomial(max(line_ev.size, 0), 0.002))
-    n_future = int(rng.binomial(max(line_ev.size, 0), 0.0001))
-    reasons = list(rng.choice(4, size=n_bad, p=[0.4, 0.2, 0.25, 0.15])) + [4] * n_future
-    reasons += list(range(len(BAD_LINE_REASONS))) if line_ev.size else []  # each at least once
-    bad_obj_list = (
-        line_obj[rng.integers(0, line_ev.size, len(reasons))] if line_ev.size else np.zeros(0, int)
-    )
-    bad_obj_list = np.asarray(bad_obj_list, np.int64)
-    burst_objs: list[np.ndarray] = []
-    outage = set(outage_days)
-    for d in burst_days:
-        if d in outage:
-            continue
-        hour = int(rng.integers(8, 20))
-        lo = start_ms + d * MS_PER_DAY + hour * MS_PER_HOUR
-        cand = np.flatnonzero((times >= lo) & (times < lo + MS_PER_HOUR))
-        if cand.size:
-            burst_objs.append(cand[rng.integers(0, cand.size, 3000)])
-            reasons += [0] * 3000
-    bad_obj = np.concatenate([bad_obj_list, *burst_objs]).astype(np.int64)
+    # Bad lines: ~0.2% spread over the objects like the events (each reason at least once).
+    n_bad = int(rng.binomial(n_ev, 0.002))
+    n_future = int(rng.binomial(n_ev, 0.0001))
+    reasons = [*rng.choice(4, size=n_bad, p=[0.4, 0.2, 0.25, 0.15]), *[4] * n_future]
+    reasons += list(range(len(BAD_LINE_REASONS))) if n_ev else []
+    bad_obj = normal_obj[rng.integers(0, max(n_ev, 1), len(reasons))] if n_ev else obj[:0]
     who = rng.integers(0, pop.n, len(reasons))
     bad_bytes = [
         _bad_line(rng, BAD_LINE_REASONS[r], int(all_times[o]), str(pop.ids[w]))
         for r, o, w in zip(reasons, bad_obj, who, strict=True)
     ]
     bad_pos = rng.integers(0, 2**62, len(reasons))
+    # Fault malformed_burst: 3,000 invalid_json lines in the objects of one hour.
+    for d in burst_days:
+        assert fault_rng is not None
+        frng = fault_rng("malformed_burst", d)
+        lo = start_ms + d * MS_PER_DAY + int(frng.integers(8, 20)) * MS_PER_HOUR
+        cand = np.flatnonzero((times >= lo) & (times < lo + MS_PER_HOUR))
+        if cand.size == 0:
+            continue
+        objs = cand[frng.integers(0, cand.size, 3000)]
+        who = frng.integers(0, pop.n, 3000)
+        bad_bytes += [
+            _bad_line(frng, "invalid_json", int(times[o]), str(pop.ids[w]))
+            for o, w in zip(objs, who, strict=True)
+        ]
+        bad_obj = np.concatenate([bad_obj, objs])
+        bad_pos = np.concatenate([bad_pos, frng.integers(0, 2**62, 3000)])
+        reasons += [0] * 3000
     bad_reason = np.asarray(reasons, np.int64)
-    # Final objects: those holding at least one line, in arrival order.
+    # Fault volume_drop: half of the customers produce nothing on that day.
+    silent = np.zeros(line_ev.size, bool)
+    for d in drop_days:
+        assert fault_rng is not None
+        quiet = fault_rng("volume_drop", d).random(pop.n) < 0.5
+        cust = ev["cust"][line_ev]
+        silent |= (e_day[line_ev] == d) & (cust >= 0) & quiet[np.maximum(cust, 0)]
+    # Fault clickstream_outage: nothing arrives during that day; those lines are lost.
+    lost = np.zeros(line_ev.size, bool)
+    bad_lost = np.zeros(bad_obj.size, bool)
+    for d in outage_days:
+        lo, hi = start_ms + d * MS_PER_DAY, start_ms + (d + 1) * MS_PER_DAY
+        lost |= (all_times[line_obj] >= lo) & (all_times[line_obj] < hi)
+        bad_lost |= (all_times[bad_obj] >= lo) & (all_times[bad_obj] < hi)
+    n_lost = int((lost & ~silent).sum() + bad_lost.sum())
+    keep = ~(lost | silent)
+    line_ev, line_obj, line_pos = line_ev[keep], line_obj[keep], line_pos[keep]
+    is_same, is_cross = is_same[keep], is_cross[keep]
+    bkeep = np.flatnonzero(~bad_lost)
+    bad_obj, bad_pos, bad_reason = bad_obj[bkeep], bad_pos[bkeep], bad_reason[bkeep]
+    bad_bytes = [bad_bytes[i] for i in bkeep]
+    # Final objects: those holding at least one line, in arrival order then key (the
+    # contract's tie-break for "first delivery").
     used = np.flatnonzero(
         np.bincount(np.concatenate([line_obj, bad_obj]), minlength=all_times.size)
     )
-    key_bytes = rng.bytes(16 * used.size)
-    keys = [
-        _object_key(int(all_times[o]), key_bytes[16 * i : 16 * i + 16]) for i, o in enumerate(used)
-    ]
-    # Arrival order, then key (the contract's tie-break for "first delivery").
+    keys = [_object_key(int(all_times[o]), all_keys[16 * o : 16 * o + 16]) for o in used]
     by_arrival = sorted(range(used.size), key=lambda i: (int(all_times[used[i]]), keys[i]))
     rank_order = used[by_arrival]
     obj_key = [keys[i] for i in by_arrival]
@@ -1260,12 +1324,20 @@ def _build_stream(
     bad_obj = remap[bad_obj]
     order = np.lexsort((line_pos, line_obj))
     line_ev, line_obj, line_pos = line_ev[order], line_obj[order], line_pos[order]
-    is_same, is_cross, obj_t = is_same[order], is_cross[order], obj_t[order]
+    is_same, is_cross = is_same[order], is_cross[order]
     border = np.argsort(bad_obj, kind="stable")
     bad_obj, bad_pos, bad_reason = bad_obj[border], bad_pos[border], bad_reason[border]
     bad_bytes = [bad_bytes[i] for i in border]
     stats = _stream_stats(
-        ev, start_ms, line_ev, obj_t, is_same, is_cross, bad_reason, int(lost.sum())
+        ev,
+        start_ms,
+        line_ev,
+        obj_time[line_obj],
+        is_same,
+        is_cross,
+        bad_reason,
+        obj_time[bad_obj],
+        n_lost,
     )
     return _Stream(
         ev,
@@ -1290,6 +1362,7 @@ def _stream_stats(
     is_same: np.ndarray,
     is_cross: np.ndarray,
     bad_reason: np.ndarray,
+    bad_arrival: np.ndarray,
     lost: int,
 ) -> dict[str, Any]:
     cust = ev["cust"][line_ev]
@@ -1319,6 +1392,17 @@ def _stream_stats(
             if c
         }
 
+    # Quarantine is owned by the partition of the object's arrival date (LANDING.md §4).
+    quarantined: dict[str, dict[str, int]] = defaultdict(dict)
+    late_day = np.floor_divide(obj_t[~inside], MS_PER_DAY)
+    groups = [
+        (np.floor_divide(bad_arrival[bad_reason == i], MS_PER_DAY), r)
+        for i, r in enumerate(BAD_LINE_REASONS)
+    ]
+    for arrival_days, reason in [*groups, (late_day, "late")]:
+        days, counts = np.unique(arrival_days, return_counts=True)
+        for d, c in zip(days, counts, strict=True):
+            quarantined[(_EPOCH + timedelta(days=int(d))).isoformat()][reason] = int(c)
     return {
         "lines_events": int(line_ev.size),
         "events": int(first.sum()),
@@ -1334,6 +1418,7 @@ def _stream_stats(
         "duplicate_by_day": by_day(att & ~first & inside),
         "anonymous_by_day": by_day(~att & inside),
         "bad_lines": {r: int((bad_reason == i).sum()) for i, r in enumerate(BAD_LINE_REASONS)},
+        "quarantined_by_day": dict(sorted(quarantined.items())),
     }
 
 
@@ -1412,6 +1497,14 @@ def _anon_pool_bytes(n: int) -> bytes:
 # --------------------------------------------------------------------------------------
 
 
+_WORLD, _BILLING, _CLICKS, _STREAM, _FAULT = range(1, 6)
+
+
+def _rng(seed: int, *tags: int) -> np.random.Generator:
+    """An independent generator per purpose (and per day), all derived from the seed."""
+    return np.random.default_rng([seed, *tags])
+
+
 def _ms(d: date) -> int:
     return (d - _EPOCH).days * MS_PER_DAY
 
@@ -1443,83 +1536,81 @@ def generate_landing(
     def days_with(kind: str) -> list[int]:
         return sorted(d for d, kinds in faults_by_day.items() if kind in kinds)
 
-    rng = np.random.default_rng(config.seed)
-    days, n = config.days, config.customers
-    start_ms = _ms(config.start)
-    pop = _make_population(rng, n, days, prestart=0.65)
-    hist = _simulate_history(rng, pop, days, config.grace_days)
+    days, n, seed = config.days, config.customers, config.seed & (2**63 - 1)
 
-    # Billing deliveries: (time ms, sequence, operations).
-    dates = (
-        _iso_table(int(min(pop.signup.min(), 0)), days + 3, config.start),
-        int(min(pop.signup.min(), 0)),
-    )
+    def fault_rng(kind: str, day: int) -> np.random.Generator:
+        return _rng(seed, _FAULT, FAULT_KINDS.index(kind), day)
+
+    world = _rng(seed, _WORLD)
+    start_ms = _ms(config.start)
+    pop = _make_population(world, n, days, prestart=0.65)
+    hist = _simulate_history(world, pop, days, config.grace_days)
+
+    # Billing deliveries: (time ms, sequence, operations). One generator per day, so that
+    # a fault on one day leaves every other day byte-identical.
+    first_day = int(min(pop.signup.min(), 0))
+    dates = (_iso_table(first_day, days + 3, config.start), first_day)
     deliveries: list[tuple[int, int, list[tuple[str, str, bytes]]]] = []
     billing_days = billing_parts = billing_rows = billing_deletes = 0
     applied: list[str] = []
     for d in range(days):
         kinds = faults_by_day.get(d, set())
-        style = _billing_style(rng)
-        when = start_ms + (d + 1) * MS_PER_DAY + 9_000_000 + int(rng.integers(0, 3600)) * 1000
-        prefix = f"billing/dt={(config.start + timedelta(days=d)).isoformat()}/"
         day_iso = (config.start + timedelta(days=d)).isoformat()
-        for k in sorted(kinds):
-            applied.append(f"{k}:{day_iso}")
+        applied += [f"{k}:{day_iso}" for k in sorted(kinds)]
+        brng = _rng(seed, _BILLING, d)
+        style = _billing_style(brng)
+        when = start_ms + (d + 1) * MS_PER_DAY + 9_000_000 + int(brng.integers(0, 3600)) * 1000
+        frng = fault_rng("billing_redelivery", d)
+        header, data, mrr_pos = _billing_table(brng, frng, pop, hist, d, style, dates, kinds)
         if "missing_billing" in kinds:
             continue
-        redeliver = "billing_redelivery" in kinds
-        n_parts = 3 if redeliver else style.n_parts
-        parts, rows = _billing_parts(
-            rng, pop, hist, d, style, dates, kinds, n_parts=n_parts, corrupt=redeliver
-        )
-        ops = [("put", f"{prefix}part-{i:05d}.csv.gz", p) for i, p in enumerate(parts)]
-        if "billing_no_success" not in kinds:
-            ops.append(("put", prefix + "_SUCCESS", b""))
-        deliveries.append((when, len(deliveries), ops))
+        prefix = f"billing/dt={day_iso}/"
+        success = [] if "billing_no_success" in kinds else [("put", prefix + "_SUCCESS", b"")]
+        if "billing_redelivery" in kinds:
+            first = _csv_parts(header, _corrupt(frng, data, mrr_pos, pop), 3)
+            ops = [("put", f"{prefix}part-{i:05d}.csv.gz", p) for i, p in enumerate(first)]
+            deliveries.append((when, len(deliveries), ops + success))
+            billing_parts += len(first)
+            n_again = 2 if delete is not None else 3
+            parts = _csv_parts(header, data, n_again)
+            ops = [("put", f"{prefix}part-{i:05d}.csv.gz", p) for i, p in enumerate(parts)]
+            ops += [("delete", f"{prefix}part-{i:05d}.csv.gz", b"") for i in range(n_again, 3)]
+            billing_deletes += 3 - n_again
+            when = start_ms + (d + 2) * MS_PER_DAY + 11 * MS_PER_HOUR
+        else:
+            parts = _csv_parts(header, data, style.n_parts)
+            ops = [("put", f"{prefix}part-{i:05d}.csv.gz", p) for i, p in enumerate(parts)]
+        deliveries.append((when, len(deliveries), ops + success))
         billing_parts += len(parts)
-        if redeliver:
-            n2 = 2 if delete is not None else 3
-            parts2, rows = _billing_parts(
-                rng, pop, hist, d, style, dates, kinds, n_parts=n2, corrupt=False
-            )
-            ops2 = [("put", f"{prefix}part-{i:05d}.csv.gz", p) for i, p in enumerate(parts2)]
-            for i in range(n2, 3):
-                ops2.append(("delete", f"{prefix}part-{i:05d}.csv.gz", b""))
-                billing_deletes += 1
-            if "billing_no_success" not in kinds:
-                ops2.append(("put", prefix + "_SUCCESS", b""))
-            again = start_ms + (d + 2) * MS_PER_DAY + 11 * MS_PER_HOUR
-            deliveries.append((again, len(deliveries), ops2))
-            billing_parts += len(parts2)
-        billing_rows += rows
-        billing_days += "billing_no_success" not in kinds
+        billing_rows += len(data[0])
+        billing_days += bool(success)
 
     # Clickstream.
-    weekday = np.array(
-        [(config.start + timedelta(days=d)).weekday() >= 5 for d in range(days)], float
-    )
-    week = np.where(weekday > 0, 0.45, 1.0)
-    week /= (5 * 1.0 + 2 * 0.45) / 7
+    weekend = np.array([(config.start + timedelta(days=d)).weekday() >= 5 for d in range(days)])
+    week = np.where(weekend, 0.45, 1.0) / ((5 * 1.0 + 2 * 0.45) / 7)
     base = config.events_per_active_customer_day * pop.engagement
+    fading = 1.0 - 0.8 * hist.progress  # visits fall towards a cancellation
+    fading /= fading[hist.present_during].mean() if hist.present_during.any() else 1.0
     lam = np.where(
         hist.present_during,
-        base[None, :] * week[:, None] * (1.0 - 0.8 * hist.progress),
+        base[None, :] * week[:, None] * fading,
         np.where(pop.signup[None, :] <= np.arange(days)[:, None], 0.01 * base[None, :], 0.0),
     )
-    counts = rng.poisson(lam)
-    for d in days_with("volume_drop"):
-        counts[d, rng.random(n) < 0.5] = 0
-    anon_counts = rng.poisson(0.12 * lam.sum(axis=1))
-    ev = _make_events(rng, pop, start_ms, counts, hist.progress, anon_counts)
+    clicks = _rng(seed, _CLICKS)
+    counts = clicks.poisson(lam)
+    anon_counts = clicks.poisson(0.12 * lam.sum(axis=1))
+    ev = _make_events(clicks, pop, start_ms, counts, hist.progress, anon_counts)
     stream = _build_stream(
-        rng,
+        _rng(seed, _STREAM),
         pop,
         start_ms,
         days,
         ev,
+        fault_rng=fault_rng,
         outage_days=days_with("clickstream_outage"),
         burst_days=days_with("malformed_burst"),
         late_fault_days=days_with("late_events"),
+        drop_days=days_with("volume_drop"),
     )
 
     keys_written = 0
@@ -1557,6 +1648,7 @@ def generate_landing(
         clickstream_lines=stream.stats["lines_events"] + len(stream.bad_bytes),
         **{k: v for k, v in stream.stats.items() if k != "lines_events"},
         faults_applied=tuple(applied),
+        active_customer_days=int(hist.present_during.sum()),
         cancellations=int(hist.cancel_day.size),
         reactivations=int(hist.react_day.size),
         reactivations_within_grace=int(hist.cancel_saved.sum()),
@@ -1568,11 +1660,11 @@ def generate_landing(
 
 
 def generate_clickstream_day(day: date, n_events: int, seed: int) -> list[tuple[str, bytes]]:
-    """About ``n_events`` distinct events of one day as (key, gzip bytes), in arrival order.
+    """Exactly ``n_events`` distinct events of one day as (key, gzip bytes), in arrival order.
 
-    For benchmarks: a population of ``n_events // 7`` active customers; the objects span
-    the day's arrival hours and the next day's first two hours; duplicates, anonymous
-    events, bad lines and a few late events are planted as in :func:`generate_landing`.
+    For benchmarks: ``n_events // 7`` active customers and 10% anonymous events. Objects
+    arrive from the day's 00h to the next day's 02h, plus a few late ones after that; about
+    1.2% duplicate lines and 0.2% bad lines are added, as in :func:`generate_landing`.
     """
     rng = np.random.default_rng(seed)
     n = max(1, n_events // 7)
