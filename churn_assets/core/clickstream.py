@@ -512,17 +512,15 @@ def _classify_sql(partition_day: int, lateness_ns: int) -> str:
     """
 
 
-_DEDUP_SQL = """
-    SELECT *,
-           CASE
-             WHEN cat0 = 'attributed' AND event_id IS NOT NULL
-                  AND row_number() OVER (
-                        PARTITION BY cat0, event_id ORDER BY arr_ns, kc, line_no) > 1
-               THEN 'duplicate'
-             WHEN cat0 = 'attributed' THEN 'valid'
-             ELSE cat0
-           END AS cat
+_EVENTS_SQL = """
+    SELECT rid, cat0 = 'attributed' AS attributed, event_id, customer_id, event_type,
+           ms * 1000000 AS ns, page, element, is_subscribe, source
     FROM classified
+    WHERE cat0 IN ('attributed', 'anonymous')
+    -- dedup: the first delivery of an attributed event_id; anonymous / null ids all stay
+    QUALIFY cat0 = 'anonymous' OR event_id IS NULL
+            OR row_number() OVER (PARTITION BY cat0, event_id ORDER BY arr_ns, kc, line_no) = 1
+    ORDER BY customer_id NULLS LAST, ms, event_id NULLS LAST, kc, line_no
 """
 
 
@@ -531,6 +529,23 @@ def _fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     result = con.execute(sql)
     fetch = getattr(result, "to_arrow_table", None) or result.fetch_arrow_table
     return fetch()
+
+
+def _binary_array(raw: np.ndarray) -> pa.Array:
+    """Arrow large_binary array of the line bytes, built from one join (much faster than
+    converting a million Python objects one by one); anything but bytes takes the slow path."""
+    try:
+        data = b"".join(raw)
+        lengths = np.fromiter(map(len, raw), dtype="int64", count=len(raw))
+    except TypeError:
+        return pa.array(raw, type=pa.large_binary())
+    offsets = np.zeros(len(raw) + 1, dtype="int64")
+    np.cumsum(lengths, out=offsets[1:])
+    if offsets[-1] != len(data):  # a bytes-like value whose len() is not its byte count
+        return pa.array(raw, type=pa.large_binary())
+    return pa.Array.from_buffers(
+        pa.large_binary(), len(raw), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
 
 
 def _check_lines(lines: pd.DataFrame) -> None:
@@ -579,7 +594,7 @@ def normalise_clickstream(
             "arr_ns": pa.array(arr_ns),
             "a_day": pa.array(a_day),
             "line_no": pa.array(line_no),
-            "line": pa.array(raw, type=pa.large_binary()),
+            "line": _binary_array(raw),
         }
     )
     # Record batches of one DuckDB row group let the scan run in parallel (one big chunk
@@ -592,23 +607,20 @@ def normalise_clickstream(
     try:
         con.register("lines_in", table)
         con.execute(f"CREATE TEMP TABLE classified AS {_classify_sql(partition_day, lateness_ns)}")
-        con.execute(f"CREATE TEMP TABLE final AS {_DEDUP_SQL}")
-        counts = dict(con.execute("SELECT cat, count(*) FROM final GROUP BY cat").fetchall())
-        events_tbl = _fetch_arrow(
-            con,
-            "SELECT rid, event_id, customer_id, event_type, ms * 1000000 AS ns, page, element,"
-            " is_subscribe, source FROM final WHERE cat IN ('valid', 'anonymous')"
-            " ORDER BY customer_id NULLS LAST, ms, event_id NULLS LAST, kc, line_no",
-        )
+        counts = dict(con.execute("SELECT cat0, count(*) FROM classified GROUP BY cat0").fetchall())
+        events_df = con.execute(_EVENTS_SQL).df()
         reasons = ", ".join(f"'{r}'" for r in QUARANTINE_REASONS)
         quarantine_tbl = _fetch_arrow(
             con,
-            "SELECT rid, cat AS reason, event_id, ms * 1000000 AS ns FROM final"
-            f" WHERE cat IN ({reasons}) ORDER BY arr_ns, kc, line_no",
+            "SELECT rid, cat0 AS reason, event_id, ms * 1000000 AS ns FROM classified"
+            f" WHERE cat0 IN ({reasons}) ORDER BY arr_ns, kc, line_no",
         )
     finally:
         con.close()
 
+    attributed = int(counts.pop("attributed", 0))
+    counts["valid"] = int(events_df["attributed"].sum())
+    counts["duplicate"] = attributed - counts["valid"]
     unknown = set(counts) - set(LINE_CATEGORIES)
     if unknown:  # pragma: no cover - a bug in the query, never data
         raise AssertionError(f"unexpected line categories {unknown}")
@@ -624,7 +636,7 @@ def normalise_clickstream(
         raise AssertionError(f"accounting does not add up: {total} != {n}")
 
     return ClickstreamResult(
-        events=_events_frame(events_tbl, lines, arr_ns),
+        events=_events_frame(events_df, lines, arr_ns),
         quarantine=_quarantine_frame(quarantine_tbl, lines, arr_ns, raw),
         accounting=accounting,
     )
@@ -642,20 +654,27 @@ def _text(column: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(values, dtype=object)
 
 
-def _events_frame(tbl: pa.Table, lines: pd.DataFrame, arr_ns: np.ndarray) -> pd.DataFrame:
-    if tbl.num_rows == 0:
+def _objects(values: pd.Series) -> np.ndarray:
+    """Object array of str / None (DuckDB's pandas output may hold NaN for NULL)."""
+    out = values.to_numpy(dtype=object)
+    out[pd.isna(out)] = None
+    return out
+
+
+def _events_frame(df: pd.DataFrame, lines: pd.DataFrame, arr_ns: np.ndarray) -> pd.DataFrame:
+    if df.empty:
         return empty_events()
-    rid = tbl.column("rid").to_numpy()
+    rid = df["rid"].to_numpy(dtype="int64")
     frame = pd.DataFrame(
         {
-            "event_id": _text(tbl.column("event_id")),
-            "customer_id": _text(tbl.column("customer_id")),
-            "event_type": _text(tbl.column("event_type")),
-            "event_time": _ns_to_utc(tbl.column("ns")),
-            "page": _text(tbl.column("page")),
-            "element": _text(tbl.column("element")),
-            "is_subscribe": tbl.column("is_subscribe").to_numpy().astype(bool),
-            "source": _text(tbl.column("source")),
+            "event_id": _objects(df["event_id"]),
+            "customer_id": _objects(df["customer_id"]),
+            "event_type": _objects(df["event_type"]),
+            "event_time": _utc_series(df["ns"].to_numpy(dtype="int64")),
+            "page": _objects(df["page"]),
+            "element": _objects(df["element"]),
+            "is_subscribe": df["is_subscribe"].to_numpy(dtype=bool),
+            "source": _objects(df["source"]),
             "object_key": lines["object_key"].to_numpy(dtype=object)[rid],
             "line_no": lines["line_no"].to_numpy(dtype="int64")[rid],
             "arrival_time": _utc_series(arr_ns[rid]),
