@@ -20,7 +20,7 @@ def _date(text: str) -> date:
 
 def write_landing(out: str, config: GeneratorConfig) -> object:
     store = LocalObjectStore(out)
-    return generate_landing(store.put, config)
+    return generate_landing(store.put, config, delete=store.delete)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -33,7 +33,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     )
     started = time.perf_counter()
     summary = write_landing(args.out, config)
-    print(f"wrote {args.out} in {time.perf_counter() - started:.1f}s: {summary}")
+    print(
+        f"wrote {summary.keys_written:,} files to {args.out} in "
+        f"{time.perf_counter() - started:.1f}s: {summary.billing_days} billing days, "
+        f"{summary.clickstream_objects:,} clickstream objects, {summary.events:,} events "
+        f"({summary.duplicates:,} duplicates, {summary.anonymous_lines:,} anonymous, "
+        f"{sum(summary.bad_lines.values()):,} bad lines); faults: "
+        f"{', '.join(summary.faults_applied) or 'none'}"
+    )
     return 0
 
 

@@ -35,6 +35,7 @@ class ObjectStore(Protocol):
     def exists(self, key: str) -> bool: ...
     def head(self, key: str) -> StoredObject | None: ...
     def list(self, prefix: str) -> Iterator[StoredObject]: ...
+    def delete(self, key: str) -> None: ...
     def delete_prefix(self, prefix: str) -> None: ...
     def uri(self, key: str) -> str: ...
 
@@ -99,16 +100,19 @@ class LocalObjectStore:
             if stored.key.startswith(prefix):
                 yield stored
 
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
     def delete_prefix(self, prefix: str) -> None:
         for stored in list(self.list(prefix)):
-            self._path(stored.key).unlink(missing_ok=True)
+            self.delete(stored.key)
 
     def uri(self, key: str) -> str:
         return str(self._path(key))
 
 
 class S3ObjectStore:
-    """Keys below ``s3://bucket/prefix``, through a boto3 client (credentials from the AWS chain)."""
+    """Keys below ``s3://bucket/prefix`` through a boto3 client (credentials: the AWS chain)."""
 
     def __init__(self, client: Any, bucket: str, prefix: str = ""):
         self.client = client
@@ -159,6 +163,9 @@ class S3ObjectStore:
                     etag=item["ETag"].strip('"'),
                     last_modified=item["LastModified"],
                 )
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
     def delete_prefix(self, prefix: str) -> None:
         keys = [{"Key": self._key(obj.key)} for obj in self.list(prefix)]
