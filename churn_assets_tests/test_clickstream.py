@@ -388,6 +388,8 @@ def test_every_quarantine_reason_with_exact_raw_bytes() -> None:
     assert q.loc[("k", 24), "event_time"] == ts("2026-03-01T10:00:00Z")
     assert pd.isna(q.loc[("k", 13), "event_time"]) and q.loc[("k", 13), "event_id"] == "b1"
     assert q.loc[("k", 1), "event_id"] is None
+    assert q.loc[("k", 7), "event_id"] == "s1"  # unknown_shape, but an object with an event_id
+    assert q.loc[("k", 9), "event_id"] is None
     acc = result.accounting
     assert (acc["valid"], acc["objects_read"], acc["objects_unreadable"]) == (1, 2, 1)
     assert acc["quarantined_unreadable_object"] == 1

@@ -576,6 +576,8 @@ def normalise_clickstream(
     """
     if lateness < timedelta(0):
         raise ValueError("lateness must not be negative")
+    if isinstance(partition, datetime):  # a datetime is a date too; keep only its date
+        partition = partition.date()
     _check_lines(lines)
     accounting = dict.fromkeys(ACCOUNTING_KEYS, 0)
     n = len(lines)
