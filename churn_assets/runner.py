@@ -8,7 +8,9 @@ UI shows every materialization and check evaluation afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -17,8 +19,9 @@ import dagster as dg
 
 from churn_assets.settings import PipelineSettings
 
-INGEST = ("raw_billing", "raw_clickstream", "sessions", "features")
-QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+RAW = ("raw_billing", "raw_clickstream", "sessions")
+INGEST = (*RAW, "features")
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @dataclass(frozen=True)
@@ -40,25 +43,56 @@ class StepOutcome:
         return [c for c in self.checks if not c.passed]
 
 
-def plan_day(settings: PipelineSettings, day: date) -> list[Step]:
-    """The steps that become possible once day ``day`` has landed, in dependency order."""
-    steps = [Step(INGEST, day)]
-    matured = day - timedelta(days=settings.label_maturity_days)
-    if matured >= settings.history_start:
-        steps.append(Step(("labels",), matured))
+def _matured(settings: PipelineSettings, day: date) -> date:
+    return day - timedelta(days=settings.label_maturity_days)
+
+
+def _serving_steps(settings: PipelineSettings, day: date) -> list[Step]:
+    """Model, scores and online metrics of ``day``: sequential, each needs the one before."""
+    steps = []
     if day >= settings.model_start:
         steps.append(Step(("model",), day))
     if day >= settings.scores_start:
-        steps.append(Step(("scores",), day))
+        steps.append(Step(("scores", "drift"), day))
+    if _matured(settings, day) >= settings.scores_start:
+        steps.append(Step(("online_metrics",), _matured(settings, day)))
     return steps
+
+
+def _labels_step(settings: PipelineSettings, day: date) -> list[Step]:
+    matured = _matured(settings, day)
+    return [Step(("labels",), matured)] if matured >= settings.history_start else []
+
+
+def plan_day(settings: PipelineSettings, day: date) -> list[Step]:
+    """The steps that become possible once day ``day`` has landed, in dependency order.
+
+    Labels (and the online metrics of the scores they judge) run for the day whose label
+    window day ``day`` completes.
+    """
+    return [Step(INGEST, day), *_labels_step(settings, day), *_serving_steps(settings, day)]
+
+
+def plan_backfill(settings: PipelineSettings, days: Sequence[date]) -> list[list[Step]]:
+    """The same steps as ``plan_day`` over ``days``, grouped into phases for a backfill.
+
+    Steps inside the first two phases are independent of each other (every input of a
+    phase was built by an earlier one), so they may run in parallel; the serving phase is
+    sequential because each day's champion gate compares with the model served before it.
+    """
+    return [
+        [Step(RAW, day) for day in days],
+        [Step(("features",), day) for day in days]
+        + [step for day in days for step in _labels_step(settings, day)],
+        [step for day in days for step in _serving_steps(settings, day)],
+    ]
 
 
 def run_step(
     defs: dg.Definitions, instance: dg.DagsterInstance, step: Step, tags: Mapping[str, str]
 ) -> StepOutcome:
-    assets = list(defs.assets or [])
     result = dg.materialize(
-        assets,
+        list(defs.assets or []),
         selection=list(step.assets),
         partition_key=step.partition.isoformat(),
         instance=instance,
@@ -92,11 +126,64 @@ def run_days(
     tags: Mapping[str, str] | None = None,
 ) -> list[StepOutcome]:
     """Run every step of every day in order; a failed step does not stop later days."""
+    steps = [step for day in days for step in plan_day(settings, day)]
+    return _run_sequentially(defs, instance, steps, on_step, tags or {})
+
+
+def _run_sequentially(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    steps: Iterable[Step],
+    on_step: Callable[[StepOutcome], None] | None,
+    tags: Mapping[str, str],
+) -> list[StepOutcome]:
     outcomes = []
-    for day in days:
-        for step in plan_day(settings, day):
-            outcome = run_step(defs, instance, step, tags or {})
-            outcomes.append(outcome)
-            if on_step is not None:
-                on_step(outcome)
+    for step in steps:
+        outcome = run_step(defs, instance, step, tags)
+        outcomes.append(outcome)
+        if on_step is not None:
+            on_step(outcome)
+    return outcomes
+
+
+_worker: dict[str, Any] = {}
+
+
+def _start_worker(build_defs: Callable[[], dg.Definitions], tags: Mapping[str, str]) -> None:
+    _worker.update(defs=build_defs(), instance=dg.DagsterInstance.get(), tags=dict(tags))
+
+
+def _run_in_worker(step: Step) -> StepOutcome:
+    return run_step(_worker["defs"], _worker["instance"], step, _worker["tags"])
+
+
+def run_backfill(
+    build_defs: Callable[[], dg.Definitions],
+    settings: PipelineSettings,
+    days: Sequence[date],
+    workers: int,
+    on_step: Callable[[StepOutcome], None] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> list[StepOutcome]:
+    """``plan_backfill`` on the persistent instance (DAGSTER_HOME), ``workers`` processes wide.
+
+    ``build_defs`` must be picklable (a module-level function or a functools.partial of one)
+    because each worker process builds its own definitions.
+    """
+    tags = dict(tags or {})
+    *parallel, serving = plan_backfill(settings, days)
+    outcomes: list[StepOutcome] = []
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(build_defs, tags),
+    ) as pool:
+        for phase in parallel:
+            for outcome in pool.map(_run_in_worker, phase):
+                outcomes.append(outcome)
+                if on_step is not None:
+                    on_step(outcome)
+    with dg.DagsterInstance.get() as instance:
+        outcomes += _run_sequentially(build_defs(), instance, serving, on_step, tags)
     return outcomes
