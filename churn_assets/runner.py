@@ -8,8 +8,8 @@ UI shows every materialization and check evaluation afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
 import multiprocessing
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -73,18 +73,29 @@ def plan_day(settings: PipelineSettings, day: date) -> list[Step]:
     return [Step(INGEST, day), *_labels_step(settings, day), *_serving_steps(settings, day)]
 
 
-def plan_backfill(settings: PipelineSettings, days: Sequence[date]) -> list[list[Step]]:
+@dataclass(frozen=True)
+class Phase:
+    steps: list[Step]
+    parallel: bool
+
+
+def plan_backfill(settings: PipelineSettings, days: Sequence[date]) -> list[Phase]:
     """The same steps as ``plan_day`` over ``days``, grouped into phases for a backfill.
 
-    Steps inside the first two phases are independent of each other (every input of a
-    phase was built by an earlier one), so they may run in parallel; the serving phase is
-    sequential because each day's champion gate compares with the model served before it.
+    The raw layer runs day after day because its checks compare each day with the days
+    before it (an account that disappears, a volume drop, a day that never landed). Every
+    input of the features and labels phase already exists, so its steps run in parallel.
+    The serving phase is sequential: each champion gate compares with the model served
+    the day before.
     """
     return [
-        [Step(RAW, day) for day in days],
-        [Step(("features",), day) for day in days]
-        + [step for day in days for step in _labels_step(settings, day)],
-        [step for day in days for step in _serving_steps(settings, day)],
+        Phase([Step(RAW, day) for day in days], parallel=False),
+        Phase(
+            [Step(("features",), day) for day in days]
+            + [step for day in days for step in _labels_step(settings, day)],
+            parallel=True,
+        ),
+        Phase([step for day in days for step in _serving_steps(settings, day)], parallel=False),
     ]
 
 
@@ -165,25 +176,30 @@ def run_backfill(
     on_step: Callable[[StepOutcome], None] | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> list[StepOutcome]:
-    """``plan_backfill`` on the persistent instance (DAGSTER_HOME), ``workers`` processes wide.
+    """``plan_backfill`` on the persistent instance (DAGSTER_HOME), parallel phases
+    ``workers`` processes wide.
 
     ``build_defs`` must be picklable (a module-level function or a functools.partial of one)
     because each worker process builds its own definitions.
     """
     tags = dict(tags or {})
-    *parallel, serving = plan_backfill(settings, days)
     outcomes: list[StepOutcome] = []
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_worker,
-        initargs=(build_defs, tags),
-    ) as pool:
-        for phase in parallel:
-            for outcome in pool.map(_run_in_worker, phase):
-                outcomes.append(outcome)
-                if on_step is not None:
-                    on_step(outcome)
-    with dg.DagsterInstance.get() as instance:
-        outcomes += _run_sequentially(build_defs(), instance, serving, on_step, tags)
+    defs = build_defs()
+    with (
+        dg.DagsterInstance.get() as instance,
+        ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(build_defs, tags),
+        ) as pool,
+    ):
+        for phase in plan_backfill(settings, days):
+            if phase.parallel and workers > 1:
+                for outcome in pool.map(_run_in_worker, phase.steps):
+                    outcomes.append(outcome)
+                    if on_step is not None:
+                        on_step(outcome)
+            else:
+                outcomes += _run_sequentially(defs, instance, phase.steps, on_step, tags)
     return outcomes
