@@ -9,8 +9,10 @@ around it. So each condition targets the partitions whose upstream actually chan
 a bounded lookback, and waits for exactly the upstream days its asset cannot run without:
 
 - ``sessions[D]``: ``raw_clickstream[D]`` updated, and its blocking checks passed.
-- ``features[D]``: any billing or sessions day of its window updated, once
-  ``raw_billing[D]`` exists (other missing days are tolerated and reported by the asset).
+- ``features[D]``: any billing or sessions day of its window updated, once the day's own
+  inputs ``raw_billing[D]`` and ``sessions[D]`` exist (other missing days of the window are
+  tolerated and reported by the asset; a day whose own input is missing would fail its
+  blocking ``inputs_complete`` check).
 - ``labels[D]``: any billing day of D..D+H+G updated, once ``raw_billing[D]`` exists and a
   billing day D+H+G or later has landed (the label is final): the billing day that lands
   completes exactly the label of the day H+G before it.
@@ -174,9 +176,13 @@ def automation_conditions(
             & dg.AutomationCondition.all_deps_blocking_checks_passed()
             & _settled()
         ).with_label("sessions_after_clickstream"),
-        "features": (_lookback(recent) & _dep_updated() & billing_of_day & _settled()).with_label(
-            "features_after_billing_or_sessions"
-        ),
+        "features": (
+            _lookback(recent)
+            & _dep_updated()
+            & billing_of_day
+            & DepDaysMaterialized("sessions", 0, 0)
+            & _settled()
+        ).with_label("features_after_billing_and_sessions"),
         "labels": (
             _lookback(recent + maturity)
             & _dep_updated()

@@ -462,7 +462,7 @@ def small_settings() -> PipelineSettings:
         grace_days=1,
         feature_window_days=3,
         training_window_days=4,
-        training=TrainingConfig(validation_days=1),
+        training=TrainingConfig(validation_days=1, test_days=1),
     )
 
 
@@ -532,12 +532,21 @@ def test_automation_tolerates_a_missing_billing_day_and_ignores_days_past_the_lo
     assert first == {"sessions": [0, 1, 2, 3, 4], "labels": [0, 1]}
     auto.run(first)
     assert auto.tick() == {"features": [0, 1, 3, 4]}  # not day 2: its billing is missing
-
     auto.run({"features": [0, 1, 3, 4]})
     # a re-delivery inside the lookback, landing between the same two ticks as the features
-    # run that just finished (it may have read the old data): its day and the
-    assert auto.tick() == {"features": [4], "labels": [1]}  # final label whose window has it
+    # run that just finished (which may have read the old data): its day and the final
+    # label whose window holds it run again
+    auto.land("raw_billing", [4])
+    assert auto.tick() == {"features": [4], "labels": [1]}
     auto.run({"features": [4], "labels": [1]})
+    assert auto.tick() == {}
+
+    auto.now = utc(day(6), 8)
+    auto.land("raw_clickstream", [5])  # sessions of day 5 without its billing: no features
+    assert auto.tick() == {"sessions": [5]}
+    auto.run({"sessions": [5]})
+    assert auto.tick() == {}
+
     auto.now = utc(day(30), 8)  # much later: day 0 is outside every lookback
     auto.land("raw_billing", [0])
     assert auto.tick() == {}
