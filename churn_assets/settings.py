@@ -7,10 +7,12 @@ values. Nothing here reads the environment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from churn_assets.core.daily_model import TrainingConfig
+from churn_assets.core.online import MonitoringConfig
+from churn_assets.core.tuning import TuningConfig
 
 
 @dataclass(frozen=True)
@@ -22,11 +24,13 @@ class PipelineSettings:
     training_window_days: int = 28
     lateness: timedelta = timedelta(hours=2)
     session_gap: timedelta = timedelta(minutes=30)
-    training: TrainingConfig = TrainingConfig()
+    training: TrainingConfig = field(
+        default_factory=lambda: TrainingConfig(tuning=TuningConfig(max_trials=4, time_budget_s=60))
+    )
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
 
     def __post_init__(self) -> None:
-        if self.training.validation_days >= self.training_window_days:
-            raise ValueError("validation_days must be shorter than training_window_days")
+        self.training.check_window(self.training_window_days)
         if min(self.horizon_days, self.grace_days, self.feature_window_days) < 1:
             raise ValueError("horizon, grace and feature window must be at least one day")
 

@@ -26,7 +26,7 @@ from churn_assets.core.drift import (
     sample_customers,
 )
 from churn_assets.core.features import FEATURE_COLUMNS, build_features
-from churn_assets.core.online import MonitoringConfig, online_metrics, realised_quality
+from churn_assets.core.online import online_metrics, realised_quality
 from churn_assets.core.sessions import customer_activity
 from churn_assets.metadata import markdown_table, numbers, table_metadata
 from churn_assets.partitions import GraphPartitions, partition_date, window_input
@@ -63,7 +63,7 @@ def offline_estimate(artifact: ModelArtifact | None) -> dict[str, float]:
 def build_monitoring_assets(
     settings: PipelineSettings, partitions: GraphPartitions
 ) -> list[dg.AssetsDefinition]:
-    config: MonitoringConfig = getattr(settings, "monitoring", None) or MonitoringConfig()
+    config = settings.monitoring
     lookback = settings.feature_window_days - 1
 
     @dg.asset(
