@@ -2,7 +2,9 @@
 
 Reasons come from the model's own per-customer feature contributions (XGBoost SHAP values,
 `pred_contribs=True`): the features that pushed this customer's risk up the most, phrased
-with the customer's own value ("3 support calls in the last 28 days"). The three plan
+with the customer's own value ("3 support calls in the last 28 days"). A contribution is a
+reason only when the value itself is a risk signal, judged by fixed thresholds (a
+salesperson cannot act on "has never cancelled" or "0 support calls"). The three plan
 indicator columns are explained together as one reason ("basic plan").
 """
 
@@ -35,6 +37,15 @@ REASON_GROUPS: tuple[str, ...] = (
 )
 
 
+# Fixed thresholds (not relative to a day's batch, so a phrase means the same thing every day).
+NEW_CUSTOMER_DAYS = 90  # younger accounts churn more: "new customer: 27 days"
+SMALL_ACCOUNT_MRR = 50.0  # dollars a month; below it: "small account: $24/month"
+LOW_PER_WEEK = 1.0  # visits, active days, page views: fewer than one a week is low
+LOW_MINUTES_PER_WEEK = 10.0  # minutes on the product: fewer than ten a week is low
+QUIET_DAYS = 7  # no visit for a week or more
+VISITS_DOWN_AT_LEAST = 0.10  # a visit trend of -10% or worse; smaller dips are noise
+
+
 def _int(s: pd.Series) -> pd.Series:
     return s.round().astype(np.int64).astype(str)
 
@@ -44,98 +55,125 @@ def _plural(s: pd.Series, word: str) -> pd.Series:
     return _int(s) + " " + word + pd.Series(np.where(s.round() == 1, "", "s"), index=s.index)
 
 
-def _only(s: pd.Series) -> pd.Series:
-    """'only ' where the value is below this batch's average (a low count is the signal)."""
-    return pd.Series(np.where(s < s.mean(), "only ", ""), index=s.index, dtype=object)
+def _when(conditions: list[pd.Series], choices: list[pd.Series | str]) -> pd.Series:
+    """The first matching choice per row; None (no reason) where no condition holds."""
+    index = conditions[0].index
+    arrays = [
+        np.full(len(index), c, dtype=object) if isinstance(c, str) else c.to_numpy(dtype=object)
+        for c in choices
+    ]
+    out = np.select([c.to_numpy(dtype=bool) for c in conditions], arrays, None)
+    return pd.Series(out, index=index, dtype=object)
 
 
-def _when(conditions: list[pd.Series], choices: list[pd.Series], default: pd.Series) -> pd.Series:
-    out = np.select([c.to_numpy() for c in conditions], [c.to_numpy() for c in choices], default)
-    return pd.Series(out, index=default.index, dtype=object)
-
-
-def _const(text: str, index: pd.Index) -> pd.Series:
-    return pd.Series(text, index=index, dtype=object)
+def _dollars(mrr: pd.Series) -> pd.Series:
+    """'$49/month', '$49.50/month': whole dollars unless there are cents."""
+    cents = (mrr * 100).round().astype(np.int64)
+    frac = "." + (cents % 100).astype(str).str.zfill(2)
+    frac = frac.where(cents % 100 != 0, "")
+    return "$" + (cents // 100).astype(str) + frac + "/month"
 
 
 def reason_phrases(features: pd.DataFrame, window_days: int) -> dict[str, pd.Series]:
-    """A phrase per reason group and customer, built column-wise (no per-customer loop)."""
-    f, idx = features, features.index
-    w = f" in the last {window_days} days"
-    recent = f" in the last {min(7, window_days)} days"
-    tenure, seats, since = f["tenure_days"], f["seats"], f["days_since_last_session"]
-    cents = (f["mrr"] * 100).round().astype(np.int64)
-    money = (cents // 100).astype(str) + "." + (cents % 100).astype(str).str.zfill(2)
-    trend, trend_pct = f["visit_trend"], _int(f["visit_trend"].abs() * 100)
-    plan = pd.Series(
-        np.select([f[c].to_numpy() == 1 for c in _PLAN_COLUMNS], list(PLANS), "unknown"),
-        index=idx,
-    )
+    """A phrase per reason group and customer, or None where the value is no risk signal.
 
-    def visits(col: str, span: str) -> pd.Series:
-        s = f[col]
+    A positive model contribution is not enough to make a reason: the customer's own value
+    must describe a present risk a salesperson can act on ("3 support calls in the last 28
+    days", "visits down 40% vs earlier weeks"). Values that show the absence of risk (never
+    cancelled, zero support calls or hovers, visits up or flat, a recent visit, a long
+    tenure, a bigger plan) get None, so they are never shown as a reason to worry. Built
+    column-wise (no per-customer loop).
+    """
+    f = features
+    w = f" in the last {window_days} days"
+    short = min(7, window_days)
+    recent = f" in the last {short} days"
+    weeks, short_weeks = window_days / 7, short / 7
+
+    def rounded(col: str) -> pd.Series:
+        return f[col].round()
+
+    def risky_count(col: str, text: pd.Series) -> pd.Series:
+        """A count whose presence is the risk (calls, hovers): phrased only when >= 1."""
+        return _when([rounded(col) >= 1], [text])
+
+    def low_count(col: str, span_weeks: float, word: str, span: str, none: str) -> pd.Series:
+        """A count whose scarcity is the risk (visits, page views): none, or only a few."""
+        s = rounded(col)
         return _when(
-            [s == 0], [_const("no visits" + span, idx)], _only(s) + _plural(s, "visit") + span
+            [s <= 0, s < LOW_PER_WEEK * span_weeks],
+            [none + span, "only " + _plural(s, word) + span],
         )
 
-    def count(col: str, word: str, span: str, prefix: str = "") -> pd.Series:
-        return prefix + _only(f[col]) + _plural(f[col], word) + span
-
-    def times(col: str, verb: str, span: str) -> pd.Series:
-        return verb + " " + _plural(f[col], "time") + span
-
-    active = f["active_days_28d"]
+    tenure, seats, since = f["tenure_days"], f["seats"], f["days_since_last_session"]
+    trend, active, minutes = f["visit_trend"], rounded("active_days_28d"), f["minutes_28d"]
+    hovers, clicks = rounded("subscribe_hovers_28d"), rounded("subscribe_clicks_28d")
     return {
         "tenure_days": _when(
-            [tenure <= 365],
-            ["customer for only " + _plural(tenure, "day")],
-            "customer for " + _plural(tenure // 30, "month"),
+            [tenure < 1, tenure < NEW_CUSTOMER_DAYS],
+            ["new customer: signed up today", "new customer: " + _plural(tenure, "day")],
         ),
-        "seats": _when([seats <= 1], [_const("only 1 seat", idx)], _plural(seats, "seat")),
-        "mrr": "pays " + money + " a month",
-        "plan": plan + " plan",
-        "support_calls_7d": _plural(f["support_calls_7d"], "support call") + recent,
-        "support_calls_28d": _plural(f["support_calls_28d"], "support call") + w,
-        "sessions_7d": visits("sessions_7d", recent),
-        "sessions_28d": visits("sessions_28d", w),
+        "seats": _when([seats.round() == 1], ["only 1 seat"]),
+        "mrr": _when(
+            [(f["mrr"] >= 0) & (f["mrr"] < SMALL_ACCOUNT_MRR)],
+            ["small account: " + _dollars(f["mrr"])],
+        ),
+        "plan": _when([f["plan_basic"] == 1], ["basic plan"]),
+        "support_calls_7d": risky_count(
+            "support_calls_7d", _plural(f["support_calls_7d"], "support call") + recent
+        ),
+        "support_calls_28d": risky_count(
+            "support_calls_28d", _plural(f["support_calls_28d"], "support call") + w
+        ),
+        "sessions_7d": low_count("sessions_7d", short_weeks, "visit", recent, "no visits"),
+        "sessions_28d": low_count("sessions_28d", weeks, "visit", w, "no visits"),
         "visit_trend": _when(
-            [trend < 0, trend > 0],
-            [
-                "visits down " + trend_pct + "% vs earlier weeks",
-                "visits up " + trend_pct + "% vs earlier weeks",
-            ],
-            _const("visits flat vs earlier weeks", idx),
+            [trend <= -VISITS_DOWN_AT_LEAST],
+            ["visits down " + _int(trend.clip(upper=0).abs() * 100) + "% vs earlier weeks"],
         ),
         "active_days_28d": _when(
-            [active == 0],
-            [_const("not active" + w, idx)],
-            "active on "
-            + _only(active)
-            + _plural(active, "day")
-            + " of the last "
-            + str(window_days),
+            [active <= 0, active < LOW_PER_WEEK * weeks],
+            [
+                "not active" + w,
+                "active on only " + _plural(active, "day") + f" of the last {window_days}",
+            ],
         ),
-        "page_views_28d": count("page_views_28d", "page view", w),
-        "subscribe_hovers_28d": times("subscribe_hovers_28d", "hovered Subscribe", w),
+        "page_views_28d": low_count("page_views_28d", weeks, "page view", w, "no page views"),
+        "subscribe_hovers_28d": risky_count(
+            "subscribe_hovers_28d", "hovered Subscribe " + _plural(hovers, "time") + w
+        ),
+        # Clicking Subscribe is engagement; no click is a signal only after hovering over it.
         "subscribe_clicks_28d": _when(
-            [f["subscribe_clicks_28d"] == 0],
-            [_const("never clicked Subscribe" + w, idx)],
-            times("subscribe_clicks_28d", "clicked Subscribe", w),
+            [(clicks <= 0) & (hovers >= 1)], ["hovered but never clicked Subscribe" + w]
         ),
-        "subscribe_hovers_without_click_28d": times(
-            "subscribe_hovers_without_click_28d", "hovered Subscribe", " without clicking"
+        "subscribe_hovers_without_click_28d": risky_count(
+            "subscribe_hovers_without_click_28d",
+            "hovered Subscribe "
+            + _plural(f["subscribe_hovers_without_click_28d"], "time")
+            + " without clicking",
         ),
-        "support_contacts_28d": times("support_contacts_28d", "contacted support online", w),
-        "minutes_28d": count("minutes_28d", "minute", " on the product" + w),
+        "support_contacts_28d": risky_count(
+            "support_contacts_28d",
+            "contacted support online " + _plural(f["support_contacts_28d"], "time") + w,
+        ),
+        "minutes_28d": _when(
+            [
+                minutes <= 0,
+                minutes < 0.5,
+                minutes < LOW_MINUTES_PER_WEEK * weeks,
+            ],
+            [
+                "no time on the product" + w,
+                "under a minute on the product" + w,
+                "only " + _plural(minutes, "minute") + " on the product" + w,
+            ],
+        ),
         "days_since_last_session": _when(
-            [since > window_days, since == 0],
-            [_const(f"no visit in over {window_days} days", idx), _const("visited today", idx)],
-            "no visit in " + _plural(since, "day"),
+            [since > window_days, since >= QUIET_DAYS],
+            [f"no visit in over {window_days} days", "no visit in " + _plural(since, "day")],
         ),
         "reactivated_before": _when(
-            [f["reactivated_before"] == 1],
-            [_const("cancelled before and came back", idx)],
-            _const("has never cancelled", idx),
+            [f["reactivated_before"] == 1], ["cancelled before and came back"]
         ),
     }
 
@@ -145,7 +183,9 @@ def explain_top_reasons(
 ) -> pd.DataFrame:
     """customer_id + reason_1..reason_k: the k features that raise this customer's risk most.
 
-    Only positive contributions become reasons; a slot without one is None.
+    A reason needs a positive contribution and a value that is a risk signal (a phrase from
+    `reason_phrases`); contributions from values that show no risk (never cancelled, zero
+    support calls) are skipped for the next one. A slot without a reason is None.
     """
     features = features.reset_index(drop=True)
     reason_cols = [f"reason_{i + 1}" for i in range(k)]
@@ -161,10 +201,11 @@ def explain_top_reasons(
     text = np.column_stack([phrases[g].to_numpy(dtype=object) for g in REASON_GROUPS])
 
     # Highest contribution first; ties by reason-group order (stable sort) for determinism.
-    top = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    # Contributions that cannot be a reason sort last and come out as None.
+    usable = (values > 0) & ~pd.isna(text)
+    top = np.argsort(-np.where(usable, values, -np.inf), axis=1, kind="stable")[:, :k]
     rows = np.arange(len(features))[:, None]
-    top_values = values[rows, top]
-    top_text = np.where(top_values > 0, text[rows, top], None)
+    top_text = np.where(usable[rows, top], text[rows, top], None)
     if top_text.shape[1] < k:  # k larger than the number of reason groups
         pad = np.full((len(features), k - top_text.shape[1]), None, dtype=object)
         top_text = np.hstack([top_text, pad])
