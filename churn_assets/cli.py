@@ -10,6 +10,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from churn_assets import contracts
 from churn_assets.core.generator import GeneratorConfig, generate_landing, parse_fault
 from churn_assets.resources.storage import LocalObjectStore
 
@@ -121,3 +122,11 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+    check = sub.add_parser(
+        "check",
+        help="materialize a range of days and print every data-contract check; exit 1 when "
+        "an ERROR check fails (--sample: on a generated clean history)",
+    )
+    contracts.add_arguments(check)
+    check.set_defaults(func=contracts.check_command)

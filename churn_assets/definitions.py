@@ -17,6 +17,7 @@ import dagster as dg
 from churn_assets.assets import build_assets
 from churn_assets.automation import apply_automation
 from churn_assets.environments import ENVIRONMENT_VARIABLE, resources_for
+from churn_assets.freshness import FreshnessSettings, build_freshness, with_freshness_policies
 from churn_assets.sensors import build_sensors
 from churn_assets.settings import PipelineSettings
 
@@ -25,11 +26,16 @@ def build_definitions(
     settings: PipelineSettings | None = None,
     resources: Mapping[str, Any] | None = None,
     environment: str = "local",
+    freshness: FreshnessSettings | None = None,
 ) -> dg.Definitions:
     settings = settings or PipelineSettings()
+    raw_freshness = build_freshness(freshness)
     return dg.Definitions(
-        assets=apply_automation(build_assets(settings), settings),
-        sensors=build_sensors(settings),
+        assets=with_freshness_policies(
+            apply_automation(build_assets(settings), settings), freshness
+        ),
+        asset_checks=raw_freshness.checks,
+        sensors=[*build_sensors(settings), raw_freshness.sensor],
         resources=dict(resources)
         if resources is not None
         else resources_for(environment, os.environ),
@@ -38,4 +44,7 @@ def build_definitions(
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return build_definitions(environment=os.environ.get(ENVIRONMENT_VARIABLE, "local"))
+    return build_definitions(
+        environment=os.environ.get(ENVIRONMENT_VARIABLE, "local"),
+        freshness=FreshnessSettings.from_env(os.environ),
+    )

@@ -16,6 +16,8 @@ from churn_assets.settings import PipelineSettings
 
 def build_activity_assets(
     settings: PipelineSettings, partitions: GraphPartitions
+    contracts = checks.contract_settings(settings)
+
 ) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=partitions.daily,
@@ -50,6 +52,6 @@ def build_activity_assets(
                 }
             ),
         )
-        yield from checks.sessions_results(context, table, events)
+        yield from checks.sessions_results(context, table, events, contracts)
 
     return [sessions]

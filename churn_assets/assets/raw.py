@@ -14,21 +14,28 @@ from churn_assets.core.landing_layout import billing_day_prefix, clickstream_win
 from churn_assets.engines.base import ClickstreamEngine
 from churn_assets.metadata import markdown_table, numbers, table_metadata
 from churn_assets.partitions import GraphPartitions, partition_date
+from churn_assets.resources.warehouse import ParquetWarehouse
 from churn_assets.resources.landing import LandingZone
 from churn_assets.settings import PipelineSettings
 
 
 def build_raw_assets(
     settings: PipelineSettings, partitions: GraphPartitions
+    contracts = checks.contract_settings(settings)
+
 ) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=partitions.daily,
         group_name="raw",
         kinds={"pandas", "csv"},
-        check_specs=checks.raw_billing_specs(partitions.daily),
+        check_specs=checks.raw_billing_specs(partitions.daily, contracts),
         description="The typed, validated CRM accounts snapshot of day D (billing/dt=D/).",
     )
-    def raw_billing(context: dg.AssetExecutionContext, landing: LandingZone) -> Iterator:
+    def raw_billing(
+        context: dg.AssetExecutionContext,
+        landing: LandingZone,
+        io_manager: dg.ResourceParam[ParquetWarehouse],
+    ) -> Iterator:
         day = partition_date(context)
         delivery = landing.billing_delivery(day)
         if delivery is None:
@@ -43,12 +50,29 @@ def build_raw_assets(
         try:
             billing = parse_billing_day(parts, day)
         except BillingRejected as rejection:
-            yield from checks.rejected_billing_results(rejection)
+            yield from checks.rejected_billing_results(rejection, parts)
             raise dg.Failure(
                 description=f"billing {day} rejected as a whole ({rejection.reason}): "
                 f"{rejection.details}",
                 metadata={"reason": rejection.reason, "parts": len(parts)},
                 allow_retries=False,
+        results = checks.raw_billing_results(
+            context,
+            billing,
+            day,
+            parts=parts,
+            warehouse=io_manager,
+            first_day=settings.history_start,
+            contracts=contracts,
+        )
+        blocked = checks.failed_blocking(results, context.assets_def.check_specs)
+        if blocked:  # like a rejected day: not materialized, so nothing downstream reads it
+            yield from results
+            raise dg.Failure(
+                description=f"billing {day} failed blocking checks {blocked}: not materialized "
+                "(it counts as not landed); deliver the day again to recompute it",
+                allow_retries=False,
+            )
             ) from rejection
         active = active_at_end_of_day(billing, day)
         content_hash = hashlib.sha256(b"".join(data for _, data in parts)).hexdigest()[:16]
@@ -73,13 +97,13 @@ def build_raw_assets(
                 ),
             },
         )
-        yield from checks.raw_billing_results(context, billing, day)
+        yield from results
 
     @dg.asset(
         partitions_def=partitions.daily,
         group_name="raw",
         kinds={"duckdb", "json"},
-        check_specs=checks.raw_clickstream_specs(partitions.daily),
+        check_specs=checks.raw_clickstream_specs(partitions.daily, contracts),
         description=(
             "Normalised, deduplicated clickstream events of event date D, plus the quarantine "
             "of bad records with reasons; reads objects arriving from D 00h to the end of the "
@@ -120,6 +144,8 @@ def build_raw_assets(
                 "quarantine_by_reason": markdown_table(reasons),
             },
         )
-        yield from checks.raw_clickstream_results(context, result, listing)
+        yield from checks.raw_clickstream_results(
+            context, result, listing, day=day, first_day=settings.history_start, contracts=contracts
+        )
 
     return [raw_billing, raw_clickstream]

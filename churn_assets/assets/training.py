@@ -40,6 +40,7 @@ def build_training_assets(
 ) -> list[dg.AssetsDefinition]:
     maturity = settings.label_maturity_days
     feature_lookback = settings.feature_window_days - 1
+    contracts = checks.contract_settings(settings)
     training_start = -(maturity + settings.training_window_days - 1)
 
     @dg.asset(
@@ -47,7 +48,7 @@ def build_training_assets(
         group_name="ml",
         kinds={"pandas"},
         ins={"raw_billing": window_input(0, maturity)},
-        check_specs=checks.labels_specs(partitions.daily),
+        check_specs=checks.labels_specs(partitions.daily, contracts),
         description=(
             f"True churn label (and the naive one) of every customer active at the end of D, "
             f"from billing D .. D+{maturity} (horizon {settings.horizon_days} days, grace "
@@ -69,7 +70,9 @@ def build_training_assets(
             | numbers(summary)
             | numbers({"billing_days_read": len(raw_billing)}),
         )
-        yield from checks.labels_results(context, table, summary)
+        yield from checks.labels_results(
+            context, table, summary, settings.horizon_days, contracts
+        )
 
     @dg.asset(
         partitions_def=partitions.daily,
@@ -89,6 +92,7 @@ def build_training_assets(
         context: dg.AssetExecutionContext,
         raw_billing: dict[str, pd.DataFrame],
         sessions: dict[str, pd.DataFrame],
+        model_store: ModelStore,
         engine: ClickstreamEngine,
     ) -> Iterator:
         day = partition_date(context)
@@ -100,6 +104,25 @@ def build_training_assets(
         table = build_features(
             concat_days(raw_billing), activity, day, settings.feature_window_days
         )
+        today = raw_billing[day.isoformat()]
+        serving = model_store.serving_model(day)
+        results = checks.features_results(
+            context,
+            table,
+            today.loc[active_at_end_of_day(today, day), "customer_id"],
+            serving.card | {"version": serving.version} if serving is not None else None,
+            settings.feature_window_days,
+            contracts,
+            inputs={"raw_billing": set(raw_billing), "sessions": set(sessions)},
+            first_day=settings.history_start,
+        )
+        blocked = checks.failed_blocking(results, context.assets_def.check_specs)
+        if blocked:  # not materialized: neither scores nor a model may read these features
+            yield from results
+            raise dg.Failure(
+                description=f"features[{day}] failed blocking checks {blocked}: not materialized",
+                allow_retries=False,
+            )
         expected_days = min(settings.feature_window_days, (day - settings.history_start).days + 1)
         yield dg.Output(
             table,
@@ -119,10 +142,7 @@ def build_training_assets(
                 )
             },
         )
-        today = raw_billing[day.isoformat()]
-        yield from checks.features_results(
-            context, table, today.loc[active_at_end_of_day(today, day), "customer_id"]
-        )
+        yield from results
 
     @dg.asset(
         partitions_def=partitions.model,
