@@ -43,8 +43,10 @@ validate: setup
 	$(BIN)/dagster definitions validate -w workspace.yaml
 	$(BIN)/dg check defs
 
+# The data contracts on a generated clean history; model-quality monitors (model, drift,
+# online metrics) are printed but do not gate: on a small sample they are statistical noise.
 contracts: setup
-	$(BIN)/churn-assets check --sample
+	$(BIN)/churn-assets check --sample --gate contracts --failures-only
 
 test: lint validate
 	$(BIN)/python -m pytest -q

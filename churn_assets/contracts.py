@@ -344,7 +344,9 @@ def check_command(args: Any) -> int:
             f"{settings.feature_window_days}, training window {settings.training_window_days})"
         )
         if args.workdir:
-            with dg.DagsterInstance.local_temp(str(workdir / "dagster_home")) as instance:
+            home = workdir / "dagster_home"
+            home.mkdir(exist_ok=True)
+            with dg.DagsterInstance.local_temp(str(home)) as instance:
                 result, _ = run_contracts(
                     settings, days_to_run, landing, workdir, instance, gate=args.gate
                 )
@@ -354,5 +356,10 @@ def check_command(args: Any) -> int:
     for problem in result.problems:
         print(f"step failed without a failing check: {problem.assets}[{problem.partition}]")
     print(summary_line(result))
-    print("FAILED: an ERROR check failed" if not result.ok else "OK: no ERROR check failed")
+    scope = "" if args.gate == "all" else f" of the gate '{args.gate}'"
+    print(
+        f"FAILED: an ERROR check{scope} failed"
+        if not result.ok
+        else f"OK: no ERROR check{scope} failed"
+    )
     return result.exit_code()

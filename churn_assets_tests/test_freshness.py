@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -195,3 +196,30 @@ def test_serving_assets_get_the_cron_freshness_policy() -> None:
     assert isinstance(policy, dg.FreshnessPolicy)
     assert policy.deadline_cron == "0 8 * * *" and policy.lower_bound_delta == timedelta(hours=24)  # type: ignore[attr-defined]
     assert mapped["features"].specs_by_key[dg.AssetKey("features")].freshness_policy is None
+
+
+def test_the_project_definitions_carry_the_freshness_checks_sensor_and_policy(
+    tmp_path: Path,
+) -> None:
+    from churn_assets.contracts import local_resources
+    from churn_assets.definitions import build_definitions
+
+    resources = local_resources(str(tmp_path / "l"), str(tmp_path / "w"), str(tmp_path / "m"))
+    defs = build_definitions(
+        resources=resources, freshness=FreshnessSettings(clickstream_deadline_cron="30 2 * * *")
+    )
+    graph = defs.resolve_asset_graph()
+    keys = {k for k in graph.asset_check_keys if k.name == "freshness_check"}
+    assert {k.asset_key.to_user_string() for k in keys} == {"raw_billing", "raw_clickstream"}
+    sensor = defs.get_sensor_def(FRESHNESS_SENSOR_NAME)
+    assert sensor.asset_selection is not None
+    for name in ("model", "scores"):
+        assert graph.get(dg.AssetKey(name)).freshness_policy == serving_freshness_policy()
+    assert graph.get(dg.AssetKey("features")).freshness_policy is None
+    params = {
+        c.key.asset_key.to_user_string(): c.metadata["dagster/freshness_params"].value
+        for checks in defs.asset_checks or []
+        for c in checks.check_specs
+    }
+    assert params["raw_clickstream"]["deadline_cron"] == "30 2 * * *"  # type: ignore[index]
+    assert params["raw_billing"]["deadline_cron"] == "0 6 * * *"  # type: ignore[index]
