@@ -120,3 +120,11 @@ def test_compare_features_counts_each_kind_of_skew() -> None:
     }
     assert per_column.set_index("column")["mismatches"].to_dict() == {"x": 1, "y": 0}
     assert per_column.set_index("column").loc["x", "max_abs_diff"] == pytest.approx(0.5)
+
+
+def test_tenure_is_left_out_of_the_daily_drift_comparison() -> None:
+    from churn_assets.core.drift import TIME_TRENDING_FEATURES, drifting_references
+
+    references = {"tenure_days": {"edges": [0.0]}, "sessions_7d": {"edges": [1.0]}}
+    assert TIME_TRENDING_FEATURES == ("tenure_days",)
+    assert drifting_references(references) == {"sessions_7d": {"edges": [1.0]}}

@@ -22,6 +22,7 @@ from churn_assets.core.drift import (
     compare_features,
     drift_status,
     drift_table,
+    drifting_references,
     psi_against,
     sample_customers,
 )
@@ -142,7 +143,10 @@ def build_monitoring_assets(
         reference: dict[str, Any] = (artifact.card.get("reference") if artifact else None) or {}
         if reference.get("features"):
             feature_psi = drift_table(
-                reference["features"], features, config.psi_warn, config.psi_fail
+                drifting_references(reference["features"]),
+                features,
+                config.psi_warn,
+                config.psi_fail,
             )
         else:
             feature_psi = pd.DataFrame(
