@@ -114,32 +114,25 @@ def materialized_numbers(
 ) -> dict[date, dict[str, float]]:
     """Numeric metadata ``keys`` of the latest materialization of each day of ``asset``.
 
-    Read from the instance's event log (one indexed query; no table is read): these are the
-    numbers the asset recorded and the UI plots. Days never materialized are absent.
+    Read from the instance's event log (one indexed lookup per day; no table is read):
+    these are the numbers the asset recorded and the UI plots. Days never materialized are
+    absent.
     """
-    if not days:
-        return {}
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(
-            asset_key=dg.AssetKey(asset), asset_partitions=[d.isoformat() for d in days]
-        ),
-        limit=max(100, 20 * len(days)),
-    ).records
     found: dict[date, dict[str, float]] = {}
-    for record in records:  # newest first
-        materialization = record.asset_materialization
-        if materialization is None or materialization.partition is None:
+    for day in days:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[day.isoformat()]),
+            limit=1,
+        ).records
+        materialization = records[0].asset_materialization if records else None
+        if materialization is None:
             continue
-        day = date.fromisoformat(materialization.partition)
-        if day in found:
-            continue
-        values = {
+        found[day] = {
             k: float(materialization.metadata[k].value)  # type: ignore[arg-type]
             for k in keys
             if k in materialization.metadata
             and isinstance(materialization.metadata[k].value, (int, float))
         }
-        found[day] = values
     return found
 
 

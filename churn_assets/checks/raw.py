@@ -7,8 +7,8 @@ turn verdicts into ``AssetCheckResult``s.
 
 Trailing history: volume checks read the numbers each earlier partition recorded in its
 materialization metadata (``accounts``; ``valid`` and ``attributed_customers``) from the
-instance's event log. That is one indexed query, reads no table, costs the same for a
-million events as for a thousand, and compares with exactly the numbers the UI plots. The
+instance's event log: one indexed lookup per day, no table read, the same cost for a
+million events as for a thousand, and exactly the numbers the UI plots. The
 "no account disappears" check needs the previous day's customer ids, so it reads that one
 extract from the warehouse.
 """
