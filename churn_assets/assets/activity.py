@@ -16,9 +16,9 @@ from churn_assets.settings import PipelineSettings
 
 def build_activity_assets(
     settings: PipelineSettings, partitions: GraphPartitions
+) -> list[dg.AssetsDefinition]:
     contracts = checks.contract_settings(settings)
 
-) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=partitions.daily,
         group_name="clickstream",

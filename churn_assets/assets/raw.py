@@ -14,16 +14,16 @@ from churn_assets.core.landing_layout import billing_day_prefix, clickstream_win
 from churn_assets.engines.base import ClickstreamEngine
 from churn_assets.metadata import markdown_table, numbers, table_metadata
 from churn_assets.partitions import GraphPartitions, partition_date
-from churn_assets.resources.warehouse import ParquetWarehouse
 from churn_assets.resources.landing import LandingZone
+from churn_assets.resources.warehouse import ParquetWarehouse
 from churn_assets.settings import PipelineSettings
 
 
 def build_raw_assets(
     settings: PipelineSettings, partitions: GraphPartitions
+) -> list[dg.AssetsDefinition]:
     contracts = checks.contract_settings(settings)
 
-) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=partitions.daily,
         group_name="raw",
@@ -56,6 +56,7 @@ def build_raw_assets(
                 f"{rejection.details}",
                 metadata={"reason": rejection.reason, "parts": len(parts)},
                 allow_retries=False,
+            ) from rejection
         results = checks.raw_billing_results(
             context,
             billing,
@@ -73,7 +74,6 @@ def build_raw_assets(
                 "(it counts as not landed); deliver the day again to recompute it",
                 allow_retries=False,
             )
-            ) from rejection
         active = active_at_end_of_day(billing, day)
         content_hash = hashlib.sha256(b"".join(data for _, data in parts)).hexdigest()[:16]
         yield dg.Output(

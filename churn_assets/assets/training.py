@@ -40,8 +40,8 @@ def build_training_assets(
 ) -> list[dg.AssetsDefinition]:
     maturity = settings.label_maturity_days
     feature_lookback = settings.feature_window_days - 1
-    contracts = checks.contract_settings(settings)
     training_start = -(maturity + settings.training_window_days - 1)
+    contracts = checks.contract_settings(settings)
 
     @dg.asset(
         partitions_def=partitions.daily,
@@ -92,8 +92,8 @@ def build_training_assets(
         context: dg.AssetExecutionContext,
         raw_billing: dict[str, pd.DataFrame],
         sessions: dict[str, pd.DataFrame],
-        model_store: ModelStore,
         engine: ClickstreamEngine,
+        model_store: ModelStore,
     ) -> Iterator:
         day = partition_date(context)
         if day.isoformat() not in raw_billing:
@@ -104,6 +104,7 @@ def build_training_assets(
         table = build_features(
             concat_days(raw_billing), activity, day, settings.feature_window_days
         )
+        expected_days = min(settings.feature_window_days, (day - settings.history_start).days + 1)
         today = raw_billing[day.isoformat()]
         serving = model_store.serving_model(day)
         results = checks.features_results(
@@ -123,7 +124,6 @@ def build_training_assets(
                 description=f"features[{day}] failed blocking checks {blocked}: not materialized",
                 allow_retries=False,
             )
-        expected_days = min(settings.feature_window_days, (day - settings.history_start).days + 1)
         yield dg.Output(
             table,
             metadata=table_metadata(table)
