@@ -112,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data", default="data", help="folder for landing, warehouse and models")
     demo.add_argument("--fresh", action="store_true", help="delete --data first")
     demo.set_defaults(func=cmd_demo)
+
+    check = sub.add_parser(
+        "check",
+        help="materialize a range of days and print every data-contract check; exit 1 when "
+        "an ERROR check fails (--sample: on a generated clean history)",
+    )
+    contracts.add_arguments(check)
+    check.set_defaults(func=contracts.check_command)
     return parser
 
 
@@ -122,11 +130,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-    check = sub.add_parser(
-        "check",
-        help="materialize a range of days and print every data-contract check; exit 1 when "
-        "an ERROR check fails (--sample: on a generated clean history)",
-    )
-    contracts.add_arguments(check)
-    check.set_defaults(func=contracts.check_command)
