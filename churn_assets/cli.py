@@ -55,36 +55,42 @@ def ensure_dagster_home() -> Path:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    import dagster as dg
+    from functools import partial
 
     from churn_assets.definitions import build_definitions
-    from churn_assets.runner import run_days
+    from churn_assets.runner import plan_backfill, run_backfill
     from churn_assets.settings import PipelineSettings
     from churn_assets.summary import DemoProgress
 
-    settings = PipelineSettings(history_start=args.start)
-    landing = Path(args.data) / "landing"
-    if args.fresh and Path(args.data).exists():
-        shutil.rmtree(args.data)
+    settings = PipelineSettings()
+    data = Path(args.data)
+    landing = data / "landing"
+    if args.fresh and data.exists():
+        shutil.rmtree(data)
     if not landing.exists():
         print(f"Generating {args.days} days of landing data for {args.customers} customers ...")
         started = time.perf_counter()
         config = GeneratorConfig(
-            start=args.start, days=args.days, customers=args.customers, seed=args.seed
+            start=settings.history_start, days=args.days, customers=args.customers, seed=args.seed
         )
         write_landing(str(landing), config)
-        print(f"  {landing} ready in {time.perf_counter() - started:.0f}s")
+        print(f"  {landing} ready in {time.perf_counter() - started:.0f}s", flush=True)
     os.environ.setdefault("CHURN_LANDING_URL", str(landing))
-    os.environ.setdefault("CHURN_WAREHOUSE_URL", str(Path(args.data) / "warehouse"))
-    os.environ.setdefault("CHURN_MODEL_STORE_URL", str(Path(args.data) / "models"))
+    os.environ.setdefault("CHURN_WAREHOUSE_URL", str(data / "warehouse"))
+    os.environ.setdefault("CHURN_MODEL_STORE_URL", str(data / "models"))
     home = ensure_dagster_home()
-    defs = build_definitions(settings=settings, environment="local")
-    days = [args.start + timedelta(days=i) for i in range(args.days)]
-    progress = DemoProgress(settings, days)
-    with dg.DagsterInstance.get() as instance:
-        outcomes = run_days(
-            defs, instance, settings, days, on_step=progress.update, tags={"churn/demo": "1"}
-        )
+    days = [settings.history_start + timedelta(days=i) for i in range(args.days)]
+    total = sum(len(phase.steps) for phase in plan_backfill(settings, days))
+    print(f"Materializing the graph over {len(days)} days ({total} runs, {args.workers} wide) ...")
+    progress = DemoProgress(total)
+    outcomes = run_backfill(
+        partial(build_definitions, settings=settings, environment="local"),
+        settings,
+        days,
+        workers=args.workers,
+        on_step=progress.update,
+        tags={"churn/demo": "backfill"},
+    )
     print(progress.summary(outcomes, warehouse=os.environ["CHURN_WAREHOUSE_URL"], home=home))
     return 0 if progress.healthy(outcomes) else 1
 
@@ -105,11 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(func=cmd_generate)
 
     demo = sub.add_parser("demo", help="generate a history and materialize the whole graph")
-    demo.add_argument("--start", type=_date, default=date(2026, 1, 1))
-    demo.add_argument("--days", type=int, default=120)
+    demo.add_argument("--days", type=int, default=130)
     demo.add_argument("--customers", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--data", default="data", help="folder for landing, warehouse and models")
+    demo.add_argument(
+        "--data",
+        default="data",
+        help="folder for landing, warehouse and models (the UI reads ./data unless "
+        "CHURN_LANDING_URL, CHURN_WAREHOUSE_URL and CHURN_MODEL_STORE_URL say otherwise)",
+    )
+    demo.add_argument("--workers", type=int, default=2, help="parallel runs in the backfill")
     demo.add_argument("--fresh", action="store_true", help="delete --data first")
     demo.set_defaults(func=cmd_demo)
 

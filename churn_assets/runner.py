@@ -19,8 +19,7 @@ import dagster as dg
 
 from churn_assets.settings import PipelineSettings
 
-RAW = ("raw_billing", "raw_clickstream", "sessions")
-INGEST = (*RAW, "features")
+INGEST = ("raw_billing", "raw_clickstream", "sessions", "features")
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
@@ -82,14 +81,15 @@ class Phase:
 def plan_backfill(settings: PipelineSettings, days: Sequence[date]) -> list[Phase]:
     """The same steps as ``plan_day`` over ``days``, grouped into phases for a backfill.
 
-    The raw layer runs day after day because its checks compare each day with the days
-    before it (an account that disappears, a volume drop, a day that never landed). Every
-    input of the features and labels phase already exists, so its steps run in parallel.
-    The serving phase is sequential: each champion gate compares with the model served
-    the day before.
+    Billing runs day after day: its checks compare each extract with the one before (an
+    account that disappears, a day that never landed). Clickstream days only compare
+    volumes with a trailing median, and every input of features and labels exists once the
+    raw phases are done, so those phases run in parallel. The serving phase is sequential:
+    each champion gate compares with the model served the day before.
     """
     return [
-        Phase([Step(RAW, day) for day in days], parallel=False),
+        Phase([Step(("raw_billing",), day) for day in days], parallel=False),
+        Phase([Step(("raw_clickstream", "sessions"), day) for day in days], parallel=True),
         Phase(
             [Step(("features",), day) for day in days]
             + [step for day in days for step in _labels_step(settings, day)],

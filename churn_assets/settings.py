@@ -40,9 +40,18 @@ class PipelineSettings:
         return self.horizon_days + self.grace_days
 
     @property
+    def first_complete_features(self) -> date:
+        """First day whose feature window lies entirely inside the history."""
+        return self.history_start + timedelta(days=self.feature_window_days - 1)
+
+    @property
     def model_start(self) -> date:
-        """First day with a full training window of matured labels."""
-        return self.history_start + timedelta(
+        """First day whose training window holds only matured labels of complete features.
+
+        Features of the first days of history see a truncated window (fewer sessions, fewer
+        support calls); a model trained on them would learn the start of history.
+        """
+        return self.first_complete_features + timedelta(
             days=self.label_maturity_days + self.training_window_days - 1
         )
 

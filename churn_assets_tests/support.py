@@ -19,16 +19,16 @@ from churn_assets.runner import StepOutcome
 from churn_assets.settings import PipelineSettings
 
 HISTORY_START = date(2026, 1, 1)
-HISTORY_DAYS = 30
+HISTORY_DAYS = 32
 
 SMALL_SETTINGS = PipelineSettings(
     history_start=HISTORY_START,
-    horizon_days=5,
+    horizon_days=8,
     grace_days=3,
-    feature_window_days=7,
-    training_window_days=12,
+    feature_window_days=5,
+    training_window_days=10,
     training=TrainingConfig(
-        validation_days=3, test_days=3, tuning=TuningConfig(max_trials=2, time_budget_s=20)
+        validation_days=2, test_days=3, tuning=TuningConfig(max_trials=2, time_budget_s=20)
     ),
 )
 

@@ -1,7 +1,5 @@
 """Sessions: one row per customer session that started on day D."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 
 import dagster as dg

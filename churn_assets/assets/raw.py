@@ -1,7 +1,5 @@
 """Raw layer: the contract's landing files as typed, validated daily tables."""
 
-from __future__ import annotations
-
 import hashlib
 from collections.abc import Iterator
 
@@ -135,7 +133,7 @@ def build_raw_assets(
             | numbers(
                 {
                     "attributed_customers": int(result.events["customer_id"].nunique()),
-                    "quarantined": int(len(result.quarantine)),
+                    "quarantined": len(result.quarantine),
                     "unrecognised_keys": len(listing.unrecognised_keys),
                 }
             )

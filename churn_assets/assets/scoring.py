@@ -1,7 +1,5 @@
 """Scores: what sales and marketing read every morning."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 
 import dagster as dg
@@ -47,6 +45,7 @@ def build_scoring_assets(
             features,
             threshold=float(serving.card["threshold"]),
             model_version=serving.version,
+            window_days=settings.feature_window_days,
         )
         tiers = table["risk_tier"].value_counts()
         yield dg.Output(

@@ -5,8 +5,6 @@ partition read: features look back, labels look forward, the model trains on the
 days whose labels have matured.
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator, Mapping
 
 import dagster as dg
@@ -14,14 +12,14 @@ import pandas as pd
 
 from churn_assets import checks
 from churn_assets.core.billing import active_at_end_of_day
-from churn_assets.core.features import FEATURE_COLUMNS, build_features
 from churn_assets.core.daily_model import code_version, train_daily_model
+from churn_assets.core.features import FEATURE_COLUMNS, build_features
 from churn_assets.core.labels import LabelsNotMature, compute_labels, label_summary
 from churn_assets.engines.base import ClickstreamEngine
 from churn_assets.metadata import markdown_table, numbers, table_metadata
 from churn_assets.partitions import GraphPartitions, partition_date, window_input
-from churn_assets.settings import PipelineSettings
 from churn_assets.resources.model_store import ModelStore
+from churn_assets.settings import PipelineSettings
 
 
 def concat_days(by_day: Mapping[str, pd.DataFrame], day_column: str | None = None) -> pd.DataFrame:
@@ -70,9 +68,7 @@ def build_training_assets(
             | numbers(summary)
             | numbers({"billing_days_read": len(raw_billing)}),
         )
-        yield from checks.labels_results(
-            context, table, summary, settings.horizon_days, contracts
-        )
+        yield from checks.labels_results(context, table, summary, settings.horizon_days, contracts)
 
     @dg.asset(
         partitions_def=partitions.daily,
@@ -148,7 +144,7 @@ def build_training_assets(
         partitions_def=partitions.model,
         group_name="ml",
         kinds={"xgboost"},
-        io_manager_key="model_store",
+        io_manager_key="model_io_manager",
         ins={
             "features": window_input(training_start, -maturity),
             "labels": window_input(training_start, -maturity),
