@@ -88,6 +88,8 @@ from typing import Any
 
 import numpy as np
 
+from churn_assets.core.billing import BILLING_COLUMNS
+
 FAULT_KINDS: tuple[str, ...] = (
     "missing_billing",
     "billing_no_success",
@@ -101,20 +103,6 @@ FAULT_KINDS: tuple[str, ...] = (
     "late_events",
 )
 
-BILLING_COLUMNS: tuple[str, ...] = (
-    "customer_id",
-    "account_name",
-    "signup_date",
-    "plan",
-    "seats",
-    "mrr",
-    "cancelled_service",
-    "cancelled_at",
-    "new_customer",
-    "reactivated_at",
-    "support_calls",
-    "snapshot_date",
-)
 
 MS_PER_DAY = 86_400_000
 MS_PER_HOUR = 3_600_000

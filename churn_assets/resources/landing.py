@@ -10,10 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-import dagster as dg
-from dagster_aws.s3 import S3Resource
-from pydantic import Field, PrivateAttr
-
 from churn_assets.core.landing_layout import (
     SUCCESS_MARKER,
     billing_day_prefix,
@@ -21,7 +17,8 @@ from churn_assets.core.landing_layout import (
     is_billing_part,
     parse_clickstream_arrival,
 )
-from churn_assets.resources.storage import ObjectStore, StoredObject, open_object_store
+from churn_assets.resources.location import StorageLocation
+from churn_assets.resources.storage import StoredObject
 
 
 @dataclass(frozen=True)
@@ -56,18 +53,8 @@ class ClickstreamListing:
     unrecognised_keys: tuple[str, ...]
 
 
-class LandingZone(dg.ConfigurableResource):
+class LandingZone(StorageLocation):
     """Landing zone root: a local directory or ``s3://bucket/prefix`` (same layout below it)."""
-
-    url: str = Field(description="Local directory or s3://bucket/prefix of the landing zone.")
-    s3: S3Resource = Field(description="S3 client settings, used when url is s3://…")
-    _store: ObjectStore | None = PrivateAttr(default=None)
-
-    @property
-    def store(self) -> ObjectStore:
-        if self._store is None:
-            self._store = open_object_store(self.url, self.s3.get_client)
-        return self._store
 
     def billing_delivery(self, day: date) -> BillingDelivery | None:
         """The day's parts, or None while the day is incomplete (LANDING §1).

@@ -10,32 +10,23 @@ from __future__ import annotations
 
 import json
 from datetime import date
+
 import dagster as dg
-from dagster_aws.s3 import S3Resource
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
 from churn_assets.core.daily_model import ModelArtifact
-from churn_assets.resources.storage import ObjectStore, open_object_store
+from churn_assets.resources.location import StorageLocation
 
 MODELS_ROOT = "models/"
 
 
-class ModelStore(dg.ConfigurableResource):
+class ModelStore(StorageLocation):
     """Where models live, and which one serves: used by ``model`` and ``scores``."""
 
-    url: str = Field(description="Local directory or s3://bucket/prefix of the model store.")
-    s3: S3Resource = Field(description="S3 client settings, used when url is s3://…")
     pinned_version: str = Field(
         default="",
         description="Model version to serve instead of the newest promoted one (rollback).",
     )
-    _store: ObjectStore | None = PrivateAttr(default=None)
-
-    @property
-    def store(self) -> ObjectStore:
-        if self._store is None:
-            self._store = open_object_store(self.url, self.s3.get_client)
-        return self._store
 
     @staticmethod
     def _prefix(partition: str) -> str:

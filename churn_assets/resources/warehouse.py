@@ -15,10 +15,8 @@ from collections.abc import Mapping
 
 import dagster as dg
 import pandas as pd
-from dagster_aws.s3 import S3Resource
-from pydantic import Field, PrivateAttr
 
-from churn_assets.resources.storage import ObjectStore, open_object_store
+from churn_assets.resources.location import StorageLocation
 
 POINTER = "_CURRENT"
 SINGLE_TABLE = "data"
@@ -38,18 +36,8 @@ def from_parquet_bytes(data: bytes) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(data), engine="pyarrow")
 
 
-class ParquetWarehouse(dg.ConfigurableIOManager):
-    """Warehouse of typed tables: ``data/warehouse`` locally, ``s3://bucket/prefix`` in production."""
-
-    url: str = Field(description="Local directory or s3://bucket/prefix of the warehouse.")
-    s3: S3Resource = Field(description="S3 client settings, used when url is s3://…")
-    _store: ObjectStore | None = PrivateAttr(default=None)
-
-    @property
-    def store(self) -> ObjectStore:
-        if self._store is None:
-            self._store = open_object_store(self.url, self.s3.get_client)
-        return self._store
+class ParquetWarehouse(dg.ConfigurableIOManager, StorageLocation):
+    """Typed tables: ``data/warehouse`` locally, ``s3://bucket/prefix`` in production."""
 
     @staticmethod
     def partition_prefix(asset_path: list[str], partition_key: str | None) -> str:
