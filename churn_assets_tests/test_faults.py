@@ -545,9 +545,10 @@ def test_late_copies_stay_late_after_the_event_day_is_delivered_again(fixed: Run
 # the feature contract with the serving model --------------------------------------------
 
 
-def test_features_that_differ_from_the_serving_models_are_blocked(clean: Run) -> None:
-    """A serving model trained on another feature list blocks the day's features (and so its
-    scores); the same day materializes again once the serving model matches."""
+def test_features_that_differ_from_the_serving_models_fail_loudly(clean: Run) -> None:
+    """A serving model trained on another feature list fails the day's schema check (ERROR,
+    not blocking: a deliberate feature change must be able to backfill features and train a
+    matching model); the same day passes again once the serving model matches."""
     from churn_assets.core.daily_model import ModelArtifact
     from churn_assets.core.features import FEATURE_COLUMNS
     from churn_assets.runner import Step, run_step
@@ -558,12 +559,13 @@ def test_features_that_differ_from_the_serving_models_are_blocked(clean: Run) ->
     card = {"promoted": True, "threshold": 0.5, "features": list(FEATURE_COLUMNS)[:-1]}
     store.save(ModelArtifact(trained.isoformat(), "old-feature-set", b"{}", card))  # type: ignore[union-attr]
     try:
-        blocked = run_step(clean.defs, clean.instance, Step(("features",), d), {})
-        schema = evaluations([blocked])[("features", "schema_matches_serving_model", d.isoformat())]
-        assert not schema.passed and schema.blocking
+        flagged = run_step(clean.defs, clean.instance, Step(("features",), d), {})
+        schema = evaluations([flagged])[("features", "schema_matches_serving_model", d.isoformat())]
+        assert not schema.passed and not schema.blocking
+        assert schema.severity == dg.AssetCheckSeverity.ERROR
         assert value(schema, "serving_model") == "old-feature-set"
         assert value(schema, "differences")["unexpected"] == ["reactivated_before"]  # type: ignore[index]
-        assert not blocked.success and "features" not in blocked.materialized
+        assert flagged.materialized == ["features"]
     finally:
         store.store.delete_prefix(f"models/dt={trained.isoformat()}/")  # type: ignore[union-attr]
     again = run_step(clean.defs, clean.instance, Step(("features",), d), {})

@@ -17,41 +17,18 @@ import dagster as dg
 import pandas as pd
 
 from churn_assets.metadata import markdown_table
+from churn_assets.settings import ContractSettings, PipelineSettings
 
 ERROR = dg.AssetCheckSeverity.ERROR
 WARN = dg.AssetCheckSeverity.WARN
 
 
-@dataclass(frozen=True)
-class ContractSettings:
-    """Thresholds of the data contracts. Defaults suit production; tests may tighten them.
-
-    Shares are fractions (0.01 = 1%). Volume checks compare a day with the median of the
-    materialized days among the ``volume_window_days`` before it; with fewer than
-    ``volume_min_history_days`` of them there is nothing to compare with and they pass.
-    """
-
-    quarantine_share_limit: float = 0.01
-    duplicate_share_limit: float = 0.05
-    late_share_limit: float = 0.01
-    clickstream_max_drop_share: float = 0.3
-    billing_max_drop_share: float = 0.1
-    volume_window_days: int = 7
-    volume_min_history_days: int = 2
-    clickstream_weekly_seasonality: bool = True
-    previous_billing_lookback_days: int = 7
-    monthly_churn_rate_bounds: tuple[float, float] = (0.005, 0.5)
-    churn_rate_p_value: float = 0.001
-    sample_rows: int = 10
-
-
 DEFAULT_CONTRACTS = ContractSettings()
 
 
-def contract_settings(settings: Any) -> ContractSettings:
-    """The contract thresholds of a PipelineSettings (its ``contracts`` field when it has one)."""
-    contracts = getattr(settings, "contracts", None)
-    return contracts if isinstance(contracts, ContractSettings) else DEFAULT_CONTRACTS
+def contract_settings(settings: PipelineSettings) -> ContractSettings:
+    """The contract thresholds of a PipelineSettings."""
+    return settings.contracts
 
 
 def spec(

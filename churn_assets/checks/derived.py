@@ -245,9 +245,12 @@ def features_specs(partitions_def: Any) -> list[dg.AssetCheckSpec]:
             "features",
             "schema_matches_serving_model",
             partitions_def,
-            True,
+            False,
             "Feature columns, in order and as float64, identical to the features the serving "
-            "model was trained on (its model card); the code's feature list before any model.",
+            "model was trained on (its model card); the code's feature list before any model. "
+            "ERROR but not blocking: a deliberate feature change is a migration (backfill "
+            "features over the training window, then model), which blocking would deadlock; "
+            "until a matching model serves, scoring refuses the mismatch loudly.",
         ),
         spec(
             "features",
