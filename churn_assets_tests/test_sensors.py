@@ -454,14 +454,14 @@ class Automation:
 def small_settings() -> PipelineSettings:
     from churn_assets.core.daily_model import TrainingConfig
 
-    # H=2, G=1 (labels final 3 days later), windows of 3 and 4 days: model from day 6,
-    # scores from day 7
+    # H=2, G=1 (labels final 3 days later), feature and training windows of 3 days: the
+    # first complete feature window ends on day 2, so models start on day 7, scores on day 8
     return PipelineSettings(
         history_start=START,
         horizon_days=2,
         grace_days=1,
         feature_window_days=3,
-        training_window_days=4,
+        training_window_days=3,
         training=TrainingConfig(validation_days=1, test_days=1),
     )
 
@@ -497,14 +497,15 @@ def test_automation_follows_landed_days_labels_the_day_a_billing_day_completes_a
     assert third == {"sessions": [5, 6, 7, 8], "labels": [2, 3, 4, 5]}
     auto.run(third)
     fourth = auto.tick()
-    # the daily models whose training window (days D-6..D-3) is complete
-    assert fourth == {"features": [5, 6, 7, 8], "model": [6, 7]}
+    # the daily model whose training window (days D-5..D-3) is complete; model 8 waits for
+    # features 5, requested in this same tick
+    assert fourth == {"features": [5, 6, 7, 8], "model": [7]}
     auto.run(fourth)
     fifth = auto.tick()
-    assert fifth == {"model": [8], "scores": [7, 8]}  # scores once features and a model exist
+    assert fifth == {"model": [8], "scores": [8]}  # scores once features and a model exist
     auto.run(fifth)
     sixth = auto.tick()
-    assert sixth == {"drift": [7, 8]}
+    assert sixth == {"drift": [8]}
     auto.run(sixth)
     assert auto.tick() == {}
 
@@ -514,9 +515,9 @@ def test_automation_follows_landed_days_labels_the_day_a_billing_day_completes_a
     assert redelivery == {"features": [6, 7, 8], "labels": [3, 4, 5]}
     auto.run(redelivery)
     after = auto.tick()
-    assert after == {"scores": [7, 8]}  # the models are not retrained: one per day
+    assert after == {"scores": [8]}  # the models are not retrained: one per day
     auto.run(after)
-    assert auto.tick() == {"drift": [7, 8]}
+    assert auto.tick() == {"drift": [8]}
     assert auto.tick() == {}
 
 
