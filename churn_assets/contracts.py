@@ -118,7 +118,7 @@ def step_problems(outcomes: Iterable[StepOutcome]) -> list[StepProblem]:
             StepProblem(
                 assets=",".join(outcome.step.assets),
                 partition=outcome.step.partition.isoformat(),
-                message=getattr(outcome, "error", "") or "step failed",
+                message="; ".join(outcome.errors)[:300] or "step failed",
             )
         )
     return problems

@@ -36,6 +36,7 @@ class StepOutcome:
     materialized: list[str]
     checks: list[dg.AssetCheckEvaluation]
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
 
     @property
     def failed_checks(self) -> list[dg.AssetCheckEvaluation]:
@@ -125,6 +126,11 @@ def run_step(
             m.asset_key.to_user_string(): {k: v.value for k, v in m.metadata.items()}
             for m in materializations
         },
+        errors=[
+            f"{event.step_key}: {event.step_failure_data.error.message.strip()}"
+            for event in result.get_step_failure_events()
+            if event.step_failure_data.error is not None
+        ],
     )
 
 
