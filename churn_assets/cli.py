@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(func=cmd_generate)
 
     demo = sub.add_parser("demo", help="generate a history and materialize the whole graph")
-    demo.add_argument("--days", type=int, default=130)
+    demo.add_argument("--days", type=int, default=120)
     demo.add_argument("--customers", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument(

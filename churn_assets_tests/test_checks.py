@@ -115,14 +115,12 @@ def test_failed_blocking_only_counts_blocking_error_failures() -> None:
     assert failed_blocking([result("x", False, WARN, {})], specs) == []
 
 
-def test_contract_settings_default_when_the_pipeline_settings_have_none() -> None:
+def test_contract_settings_come_from_the_pipeline_settings() -> None:
+    from churn_assets.settings import PipelineSettings
+
     custom = ContractSettings(quarantine_share_limit=0.5)
-
-    class WithContracts:
-        contracts = custom
-
-    assert contract_settings(object()) == ContractSettings()
-    assert contract_settings(WithContracts()) is custom
+    assert contract_settings(PipelineSettings()) == ContractSettings()
+    assert contract_settings(PipelineSettings(contracts=custom)) is custom
 
 
 def test_materialized_numbers_take_the_latest_materialization_of_each_day() -> None:
