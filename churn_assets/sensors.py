@@ -17,7 +17,6 @@ well as on S3; time comes from an injectable clock so tests (and replays) contro
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,9 +25,13 @@ from datetime import date, datetime, timedelta, timezone
 import dagster as dg
 
 from churn_assets.core.landing_layout import (
+    DELIVERY_METADATA,
+    WINDOW_METADATA,
     clickstream_day_prefix,
     clickstream_window,
+    fingerprint,
     parse_clickstream_arrival,
+    window_fingerprint,
 )
 from churn_assets.resources.landing import LandingZone
 from churn_assets.settings import PipelineSettings
@@ -37,7 +40,6 @@ Clock = Callable[[], datetime]
 CURSOR_VERSION = 1
 BILLING_SENSOR = "billing_landing_sensor"
 CLICKSTREAM_SENSOR = "clickstream_landing_sensor"
-EMPTY_WINDOW = "empty"
 
 
 def utc_now() -> datetime:
@@ -55,15 +57,6 @@ class LandingSensorSettings:
     def __post_init__(self) -> None:
         if self.reprocessing_horizon_days < 1:
             raise ValueError("reprocessing_horizon_days must be at least one day")
-
-
-def fingerprint(items: Iterable[str]) -> str:
-    """Order-independent digest of a set of strings (16 hex digits: compact, collision-safe)."""
-    digest = hashlib.sha256()
-    for item in sorted(items):
-        digest.update(item.encode())
-        digest.update(b"\n")
-    return digest.hexdigest()[:16]
 
 
 @dataclass
@@ -168,14 +161,14 @@ def plan_clickstream(
         closed = now >= end or (latest_arrival is not None and latest_arrival >= end)
         if not closed:
             continue
-        members = [f"{key}:{etag}" for key, arrival, etag in listed if start <= arrival < end]
+        members = [(key, etag) for key, arrival, etag in listed if start <= arrival < end]
         if members:
             newest_with_data = day
             if cursor.first is None or day < cursor.first:
                 cursor.first = day
         elif cursor.first is None or day < cursor.first:
             continue  # before the stream ever delivered anything: nothing to process
-        fp = fingerprint(members) if members else EMPTY_WINDOW
+        fp = window_fingerprint(members)
         if cursor.requested.get(day) == fp:
             continue
         cursor.requested[day] = fp
@@ -187,6 +180,37 @@ def plan_clickstream(
         requests.append(DayRequest(day, fp, tags))
     cursor.advance(newest_with_data, horizon_days)
     return requests
+
+
+def seed_from_instance(
+    cursor: DayCursor,
+    instance: dg.DagsterInstance,
+    asset: str,
+    days: Iterable[date],
+    metadata_key: str,
+) -> None:
+    """Record as requested the days whose latest materialization already holds this content.
+
+    A fresh cursor (a new deployment, a reset, a backfill run by hand or by the demo) would
+    otherwise request again every day it can see. One query for all the days watched.
+    """
+    unknown = [d for d in days if d not in cursor.requested]
+    if not unknown:
+        return
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(asset), asset_partitions=[d.isoformat() for d in unknown]
+        ),
+        limit=10 * len(unknown),
+    ).records
+    for record in records:  # newest first: the first one seen per day is its latest
+        materialization = record.asset_materialization
+        if materialization is None or materialization.partition is None:
+            continue
+        value = materialization.metadata.get(metadata_key)
+        day = date.fromisoformat(materialization.partition)
+        if value is not None and day not in cursor.requested:
+            cursor.requested[day] = str(value.value)
 
 
 def _watched_days(cursor: DayCursor, start: date, now: datetime) -> list[date]:
@@ -243,6 +267,7 @@ def build_landing_sensors(
             delivery = landing.billing_delivery(day)
             if delivery is not None:
                 versions[day] = (delivery.version, len(delivery.parts))
+        seed_from_instance(cursor, context.instance, "raw_billing", versions, DELIVERY_METADATA)
         requests = plan_billing(cursor, versions, horizon)
         for request in requests:
             context.log.info(f"raw_billing[{request.day}]: delivery {request.fingerprint}")
@@ -276,6 +301,7 @@ def build_landing_sensors(
                     arrival = parse_clickstream_arrival(stored.key)
                     if arrival is not None:
                         objects.append((stored.key, arrival, stored.etag))
+        seed_from_instance(cursor, context.instance, "raw_clickstream", days, WINDOW_METADATA)
         requests = plan_clickstream(cursor, objects, days, now, settings.lateness, horizon)
         for request in requests:
             context.log.info(

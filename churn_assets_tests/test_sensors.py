@@ -370,6 +370,48 @@ def test_sensors_work_on_a_local_landing_directory(
     assert sensors.billing() == sensors.clickstream() == []
 
 
+def test_days_already_materialized_with_the_same_content_are_not_requested_again(
+    instance: dg.DagsterInstance, tmp_path: Any, dagster_s3: Any
+) -> None:
+    """A fresh cursor (new deployment, the demo's backfill done by hand) repeats nothing the
+    instance already holds for the same delivery, and still sees a re-delivery."""
+    from churn_assets.core.landing_layout import (
+        DELIVERY_METADATA,
+        WINDOW_METADATA,
+        fingerprint,
+        window_fingerprint,
+    )
+
+    store = LocalObjectStore(tmp_path)
+    for offset in (0, 1):
+        store.put(f"billing/dt={day(offset)}/part-00000.csv.gz", gzip.compress(b"customer_id\n"))
+        store.put(f"billing/dt={day(offset)}/_SUCCESS", b"")
+        store.put(Producer.clickstream_key(utc(day(offset), 9)), gzip.compress(b"{}"))
+    local = LandingZone(url=str(tmp_path), s3=dagster_s3)
+    for offset in (0, 1):
+        delivery = local.billing_delivery(day(offset))
+        assert delivery is not None
+        listing = local.clickstream_objects(utc(day(offset)), utc(day(offset), 23, 59, 59))
+        for asset, key, value in (
+            ("raw_billing", DELIVERY_METADATA, fingerprint([delivery.version])),
+            (
+                "raw_clickstream",
+                WINDOW_METADATA,
+                window_fingerprint((o.key, o.etag) for o in listing.objects),
+            ),
+        ):
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(asset, partition=str(day(offset)), metadata={key: value})
+            )
+    sensors = Sensors(instance, local, utc(day(2), 3))
+    assert sensors.billing() == []
+    assert sensors.clickstream() == []
+    time.sleep(0.01)
+    store.put(f"billing/dt={day(1)}/part-00000.csv.gz", gzip.compress(b"customer_id\nC1\n"))
+    store.put(f"billing/dt={day(1)}/_SUCCESS", b"")
+    assert partitions(sensors.billing()) == [str(day(1))]
+
+
 # --- the automation condition sensor's policy (declarative automation downstream) ---------
 
 AUTOMATED = ("sessions", "features", "labels", "model", "scores", "drift", "online_metrics")

@@ -8,7 +8,14 @@ import pandas as pd
 
 from churn_assets import checks
 from churn_assets.core.billing import BillingRejected, active_at_end_of_day, parse_billing_day
-from churn_assets.core.landing_layout import billing_day_prefix, clickstream_window
+from churn_assets.core.landing_layout import (
+    DELIVERY_METADATA,
+    WINDOW_METADATA,
+    billing_day_prefix,
+    clickstream_window,
+    fingerprint,
+    window_fingerprint,
+)
 from churn_assets.engines.base import ClickstreamEngine
 from churn_assets.metadata import markdown_table, numbers, table_metadata
 from churn_assets.partitions import GraphPartitions, partition_date
@@ -89,7 +96,8 @@ def build_raw_assets(
                 }
             )
             | {
-                "delivery_version": dg.MetadataValue.text(delivery.version[:200]),
+                "delivery_version": dg.MetadataValue.text(delivery.version),
+                DELIVERY_METADATA: dg.MetadataValue.text(fingerprint([delivery.version])),
                 "plan_mix": markdown_table(
                     billing.loc[active, "plan"].value_counts().rename_axis("plan").reset_index()
                 ),
@@ -115,6 +123,7 @@ def build_raw_assets(
         start, end = clickstream_window(day, settings.lateness)
         listing = landing.clickstream_objects(start, end)
         result = engine.normalise(landing, listing.objects, day, settings.lateness)
+        window = window_fingerprint((o.key, o.etag) for o in listing.objects)
         accounting = result.accounting
         reasons = (
             result.quarantine["reason"].value_counts().rename_axis("reason").reset_index()
@@ -123,11 +132,7 @@ def build_raw_assets(
         )
         yield dg.Output(
             {"events": result.events, "quarantine": result.quarantine},
-            data_version=dg.DataVersion(
-                hashlib.sha256(
-                    "|".join(f"{o.key}:{o.etag}" for o in listing.objects).encode()
-                ).hexdigest()[:16]
-            ),
+            data_version=dg.DataVersion(window),
             metadata=table_metadata(result.events)
             | numbers(accounting)
             | numbers(
@@ -139,6 +144,7 @@ def build_raw_assets(
             )
             | {
                 "window": dg.MetadataValue.text(f"{start.isoformat()} .. {end.isoformat()}"),
+                WINDOW_METADATA: dg.MetadataValue.text(window),
                 "quarantine_by_reason": markdown_table(reasons),
             },
         )

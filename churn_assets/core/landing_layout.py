@@ -6,7 +6,9 @@ where a file belongs lives here once, shared by assets, sensors and tests.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta, timezone
 
 BILLING_ROOT = "billing/"
@@ -71,3 +73,25 @@ def clickstream_prefixes_for_window(start: datetime, end: datetime) -> list[str]
     return [
         clickstream_day_prefix(first + timedelta(days=i)) for i in range((last - first).days + 1)
     ]
+
+
+def fingerprint(items: Iterable[str]) -> str:
+    """Order-independent digest of a set of strings (16 hex digits: compact, collision-safe)."""
+    digest = hashlib.sha256()
+    for item in sorted(items):
+        digest.update(item.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
+
+
+EMPTY_WINDOW = "empty"
+DELIVERY_METADATA = "delivery_fingerprint"
+"""raw_billing metadata key: fingerprint([delivery version]), as the billing sensor computes it."""
+WINDOW_METADATA = "window_fingerprint"
+"""raw_clickstream metadata key: window_fingerprint of the objects it read."""
+
+
+def window_fingerprint(objects: Iterable[tuple[str, str]]) -> str:
+    """What identifies the content of a clickstream window: its objects' keys and ETags."""
+    members = [f"{key}:{etag}" for key, etag in objects]
+    return fingerprint(members) if members else EMPTY_WINDOW
