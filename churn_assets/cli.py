@@ -10,7 +10,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from churn_assets import contracts
+from churn_assets import contracts, s3_demo
 from churn_assets.core.generator import GeneratorConfig, generate_landing, parse_fault
 from churn_assets.resources.storage import LocalObjectStore
 
@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     contracts.add_arguments(check)
     check.set_defaults(func=contracts.check_command)
+
+    s3_demo.add_parser(sub)
     return parser
 
 
