@@ -43,8 +43,8 @@ from churn_assets.core.landing_layout import (
 pytest_plugins = [f"{__package__}.s3_server" if __package__ else "s3_server"]
 
 DAYS = 8  # scores start on day 7 of the history in daemon_defs' settings
-CUSTOMERS = 1500
-SEED = 3
+CUSTOMERS = 600
+SEED = 5
 LATENESS = timedelta(hours=2)
 DAEMON_DEFS = Path(__file__).with_name("daemon_defs.py")
 FIRST_SCORES_TIMEOUT_S = 240
