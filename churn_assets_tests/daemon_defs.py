@@ -19,40 +19,19 @@ from datetime import date
 
 import dagster as dg
 
-from churn_assets.core.daily_model import GatePolicy, TrainingConfig
-from churn_assets.core.tuning import TuningConfig
 from churn_assets.definitions import build_definitions
 from churn_assets.environments import resources_for
+from churn_assets.s3_demo import demo_settings
 from churn_assets.sensors import LandingSensorSettings, build_sensors
-from churn_assets.settings import PipelineSettings
 
 HISTORY_START_VARIABLE = "CHURN_DAEMON_HISTORY_START"
 INTERVAL_VARIABLE = "CHURN_DAEMON_SENSOR_INTERVAL"
 
 
-def small_settings(history_start: date) -> PipelineSettings:
-    """A graph small enough that every asset runs within 8 days: scores from day 7."""
-    return PipelineSettings(
-        history_start=history_start,
-        horizon_days=2,
-        grace_days=1,
-        feature_window_days=2,
-        training_window_days=3,
-        training=TrainingConfig(
-            validation_days=1,
-            test_days=1,
-            num_boost_round=30,
-            early_stopping_rounds=5,
-            gate=GatePolicy(auc_floor=0.0),  # a tiny validation day proves little either way
-            tuning=TuningConfig(max_trials=1, time_budget_s=10.0),
-        ),
-    )
-
-
 def build_small_definitions(
     history_start: date, sensor_interval_seconds: int = 5
 ) -> dg.Definitions:
-    settings = small_settings(history_start)
+    settings = demo_settings(history_start)
     base = build_definitions(settings=settings, resources=resources_for("local", os.environ))
     sensor_settings = LandingSensorSettings(minimum_interval_seconds=sensor_interval_seconds)
     return dg.Definitions(
