@@ -1,8 +1,8 @@
 """Resources per environment, chosen in one place; assets never branch on the environment.
 
 ``local`` (default) needs nothing: a local landing directory, a local parquet warehouse and
-the embedded engine. Any URL may be pointed at S3 (``s3://bucket/prefix``) with one
-setting each. ``production`` requires its settings from the
+the embedded engine. Any URL may be pointed at S3 (``s3://bucket/prefix``) and the engine
+switched to Spark with one setting each. ``production`` requires its settings from the
 environment at run time (``EnvVar``), so a missing one fails loudly instead of defaulting.
 """
 
@@ -28,6 +28,7 @@ LOCAL_DEFAULTS = {
     "CHURN_MODEL_STORE_URL": "data/models",
     "CHURN_SERVING_MODEL": "",
     "CHURN_ENGINE": "embedded",
+    "CHURN_SPARK_MASTER": "local[2]",
 }
 
 
@@ -38,13 +39,14 @@ def _setting(env: Mapping[str, str], name: str, required: bool) -> Any:
     return LOCAL_DEFAULTS[name]
 
 
-def build_engine(kind: str) -> ClickstreamEngine:
+def build_engine(kind: str, spark_master: Any) -> ClickstreamEngine:
     if kind == "embedded":
         return EmbeddedEngine()
-    raise ValueError(
-        f"CHURN_ENGINE={kind!r}: only the embedded engine ships in this release "
-        "(the Spark engine is issue 5)"
-    )
+    if kind == "spark":
+        from churn_assets.engines.spark import SparkEngine, spark_resource
+
+        return SparkEngine(pyspark=spark_resource(spark_master))
+    raise ValueError(f"CHURN_ENGINE must be 'embedded' or 'spark', not {kind!r}")
 
 
 def storage_resources(
@@ -72,11 +74,11 @@ def resources_for(environment: str, env: Mapping[str, str]) -> dict[str, Any]:
     if environment not in ("local", "production"):
         raise ValueError(f"{ENVIRONMENT_VARIABLE} must be 'local' or 'production'")
     required = environment == "production"
-    engine_kind = env.get("CHURN_ENGINE", "embedded")
+    engine_kind = env.get("CHURN_ENGINE", "spark" if required else "embedded")
     return storage_resources(
         landing_url=_setting(env, "CHURN_LANDING_URL", required),
         warehouse_url=_setting(env, "CHURN_WAREHOUSE_URL", required),
         model_store_url=_setting(env, "CHURN_MODEL_STORE_URL", required),
-        engine=build_engine(engine_kind),
+        engine=build_engine(engine_kind, _setting(env, "CHURN_SPARK_MASTER", required)),
         pinned_version=_setting(env, "CHURN_SERVING_MODEL", False),
     )
