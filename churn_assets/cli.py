@@ -7,12 +7,19 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from churn_assets import contracts, s3_demo
 from churn_assets.core.generator import GeneratorConfig, generate_landing, parse_fault
 from churn_assets.resources.storage import LocalObjectStore
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from churn_assets.settings import PipelineSettings
 
 
 def _date(text: str) -> date:
@@ -45,6 +52,23 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def quiet_dagster_warnings() -> None:
+    """Hide Dagster's notices about the beta and preview APIs this project uses on purpose
+    (partitioned checks, data versions, freshness): the README lists them once."""
+    import dagster as dg
+
+    for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
+def quiet_definitions(settings: PipelineSettings, environment: str) -> dg.Definitions:
+    """``build_definitions`` in a backfill worker process, without the notices."""
+    from churn_assets.definitions import build_definitions
+
+    quiet_dagster_warnings()
+    return build_definitions(settings=settings, environment=environment)
+
+
 def ensure_dagster_home() -> Path:
     """DAGSTER_HOME, defaulting to ./.dagster_home with the repository's dagster.yaml."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
@@ -57,7 +81,6 @@ def ensure_dagster_home() -> Path:
 def cmd_demo(args: argparse.Namespace) -> int:
     from functools import partial
 
-    from churn_assets.definitions import build_definitions
     from churn_assets.runner import plan_backfill, run_backfill
     from churn_assets.settings import PipelineSettings
     from churn_assets.summary import DemoProgress
@@ -80,11 +103,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("CHURN_MODEL_STORE_URL", str(data / "models"))
     home = ensure_dagster_home()
     days = [settings.history_start + timedelta(days=i) for i in range(args.days)]
-    total = sum(len(phase.steps) for phase in plan_backfill(settings, days))
+    total = len(plan_backfill(settings, days))
     print(f"Materializing the graph over {len(days)} days ({total} runs, {args.workers} wide) ...")
     progress = DemoProgress(total)
     outcomes = run_backfill(
-        partial(build_definitions, settings=settings, environment="local"),
+        partial(quiet_definitions, settings=settings, environment="local"),
         settings,
         days,
         workers=args.workers,
@@ -120,7 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for landing, warehouse and models (the UI reads ./data unless "
         "CHURN_LANDING_URL, CHURN_WAREHOUSE_URL and CHURN_MODEL_STORE_URL say otherwise)",
     )
-    demo.add_argument("--workers", type=int, default=2, help="parallel runs in the backfill")
+    demo.add_argument(
+        "--workers",
+        type=int,
+        default=min(4, os.cpu_count() or 2),
+        help="runs at a time in the backfill (default: cores, at most 4)",
+    )
     demo.add_argument("--fresh", action="store_true", help="delete --data first")
     demo.set_defaults(func=cmd_demo)
 
@@ -138,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_dagster_warnings()
     return int(args.func(args))
 
 

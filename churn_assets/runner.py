@@ -1,16 +1,18 @@
-"""Day-by-day materialization of the whole graph: the demo's backfill and the tests' driver.
+"""Materialization of the whole graph over days: the tests' driver and the demo's backfill.
 
-Each day runs the way production would once that day's files have landed: the raw assets,
-sessions and features of D; the labels of the day whose window D completes; the model of
-D; the scores of D. Runs go through ``dagster.materialize`` against a real instance, so the
-UI shows every materialization and check evaluation afterwards.
+``run_days`` runs each day the way production would once that day's files have landed: the
+raw assets, sessions and features of D; the labels of the day whose window D completes;
+the model of D; the scores of D. ``run_backfill`` runs the same work several runs at a time,
+each as soon as what it reads exists. Runs go through ``dagster.materialize`` against a
+real instance, so the UI shows every materialization and check evaluation afterwards.
 """
 
 from __future__ import annotations
 
+import heapq
 import multiprocessing
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -73,31 +75,58 @@ def plan_day(settings: PipelineSettings, day: date) -> list[Step]:
     return [Step(INGEST, day), *_labels_step(settings, day), *_serving_steps(settings, day)]
 
 
-@dataclass(frozen=True)
-class Phase:
-    steps: list[Step]
-    parallel: bool
+SEQUENCED = (("raw_billing",), ("model", "scores", "drift", "online_metrics"))
+"""Assets whose runs go in date order although no partition mapping says so: billing checks
+compare each extract with the one before, and the champion gate, scoring and drift use the
+model that served the day before (read from the model store, not as an input)."""
 
 
-def plan_backfill(settings: PipelineSettings, days: Sequence[date]) -> list[Phase]:
-    """The same steps as ``plan_day`` over ``days``, grouped into phases for a backfill.
+def plan_backfill(settings: PipelineSettings, days: Sequence[date]) -> list[Step]:
+    """The work of ``plan_day`` over ``days`` in a topological order, split so that
+    independent runs can go side by side: billing alone (its runs are sequenced), clickstream
+    and sessions, features. The features of a day whose labels mature inside the range run
+    with those labels once the label window has landed: one run instead of two."""
+    in_range = set(days)
+    steps = []
+    for day in days:
+        steps += [Step(("raw_billing",), day), Step(("raw_clickstream", "sessions"), day)]
+        if day + timedelta(days=settings.label_maturity_days) not in in_range:
+            steps.append(Step(("features",), day))
+        for labels in _labels_step(settings, day):
+            merged = ("features", "labels") if labels.partition in in_range else labels.assets
+            steps.append(Step(merged, labels.partition))
+        steps += _serving_steps(settings, day)
+    return steps
 
-    Billing runs day after day: its checks compare each extract with the one before (an
-    account that disappears, a day that never landed). Clickstream days only compare
-    volumes with a trailing median, and every input of features and labels exists once the
-    raw phases are done, so those phases run in parallel. The serving phase is sequential:
-    each champion gate compares with the model served the day before.
-    """
-    return [
-        Phase([Step(("raw_billing",), day) for day in days], parallel=False),
-        Phase([Step(("raw_clickstream", "sessions"), day) for day in days], parallel=True),
-        Phase(
-            [Step(("features",), day) for day in days]
-            + [step for day in days for step in _labels_step(settings, day)],
-            parallel=True,
-        ),
-        Phase([step for day in days for step in _serving_steps(settings, day)], parallel=False),
-    ]
+
+def step_dependencies(defs: dg.Definitions, steps: Sequence[Step]) -> dict[Step, set[Step]]:
+    """For each step, the earlier steps it must wait for: those producing the partitions its
+    assets read (through the graph's own partition mappings), and the step before it in its
+    ``SEQUENCED`` group."""
+    asset_graph = defs.resolve_asset_graph()
+    producer = {
+        (asset, step.partition.isoformat()): step for step in steps for asset in step.assets
+    }
+    previous: dict[tuple[str, ...], Step] = {}
+    dependencies: dict[Step, set[Step]] = {}
+    for step in steps:
+        needs: set[Step] = set()
+        for asset in step.assets:
+            key = dg.AssetKey(asset)
+            for parent in asset_graph.get(key).parent_keys - {dg.AssetKey(a) for a in step.assets}:
+                upstream = asset_graph.get_parent_partition_keys_for_child(
+                    step.partition.isoformat(), parent, key
+                )
+                for partition in upstream.partitions_subset.get_partition_keys():
+                    if (parent.to_user_string(), partition) in producer:
+                        needs.add(producer[(parent.to_user_string(), partition)])
+        for group in SEQUENCED:
+            if set(step.assets) & set(group):
+                if group in previous:
+                    needs.add(previous[group])
+                previous[group] = step
+        dependencies[step] = needs - {step}
+    return dependencies
 
 
 def run_step(
@@ -182,30 +211,45 @@ def run_backfill(
     on_step: Callable[[StepOutcome], None] | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> list[StepOutcome]:
-    """``plan_backfill`` on the persistent instance (DAGSTER_HOME), parallel phases
-    ``workers`` processes wide.
+    """``plan_backfill`` on the persistent instance (DAGSTER_HOME), ``workers`` runs at a
+    time: each step starts as soon as the steps it depends on have finished, earliest first.
 
     ``build_defs`` must be picklable (a module-level function or a functools.partial of one)
-    because each worker process builds its own definitions.
+    because each worker process builds its own definitions. A failed step does not stop
+    the others; what reads its partitions fails or warns in its own run.
     """
-    tags = dict(tags or {})
+    steps = plan_backfill(settings, days)
+    blocked = step_dependencies(build_defs(), steps)
+    dependents: dict[Step, list[Step]] = {step: [] for step in steps}
+    for step, needs in blocked.items():
+        for need in needs:
+            dependents[need].append(step)
+    rank = {step: index for index, step in enumerate(steps)}
+    ready = [(rank[step], step) for step in steps if not blocked[step]]
+    heapq.heapify(ready)
+    running: dict[Future[StepOutcome], Step] = {}
     outcomes: list[StepOutcome] = []
-    defs = build_defs()
     with (
-        dg.DagsterInstance.get() as instance,
+        dg.DagsterInstance.get(),  # creates the storage once, before the workers open it
         ProcessPoolExecutor(
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(build_defs, tags),
+            initargs=(build_defs, dict(tags or {})),
         ) as pool,
     ):
-        for phase in plan_backfill(settings, days):
-            if phase.parallel and workers > 1:
-                for outcome in pool.map(_run_in_worker, phase.steps):
-                    outcomes.append(outcome)
-                    if on_step is not None:
-                        on_step(outcome)
-            else:
-                outcomes += _run_sequentially(defs, instance, phase.steps, on_step, tags)
+        while ready or running:
+            while ready and len(running) < workers:
+                step = heapq.heappop(ready)[1]
+                running[pool.submit(_run_in_worker, step)] = step
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                step = running.pop(future)
+                outcomes.append(future.result())
+                if on_step is not None:
+                    on_step(outcomes[-1])
+                for dependent in dependents[step]:
+                    blocked[dependent].discard(step)
+                    if not blocked[dependent]:
+                        heapq.heappush(ready, (rank[dependent], dependent))
     return outcomes
