@@ -428,15 +428,17 @@ def _classify_sql(lines: str) -> str:
         SELECT {keep_v}, source, {fields},
                CASE WHEN props_kind = 'STRING' THEN try_variant_get(v_props, '$', 'string')
                END AS props_text,
-               CASE WHEN ts_text RLIKE {_q(_TS_RE)}
-                    THEN split(regexp_replace(ts_text, {_q(_TS_RE)}, {_q(_TS_PARTS)}), ',')
-               END AS ts_parts,
+               regexp_replace(ts_text, {_q(_TS_RE)}, {_q(_TS_PARTS)}) AS ts_fields,
                CASE WHEN ms_kind IN {_in(_INT_TYPES)} THEN try_variant_get(v_ms, '$', 'bigint')
                END AS ms_int,
                CASE WHEN ms_kind IN ('DOUBLE', 'FLOAT') OR ms_kind LIKE 'DECIMAL%'
                     THEN try_variant_get(v_ms, '$', 'double') END AS ms_dbl,
                nullif(upper(regexp_replace(cid_text, {_q(_STRIP_RE)}, '')), '') AS customer_id
         FROM s5
+    ),
+    s6b AS (  -- a ts matched the pattern iff the replacement changed it (no - or : is left)
+        SELECT *, CASE WHEN ts_fields <> ts_text THEN split(ts_fields, ',') END AS ts_parts
+        FROM s6
     ),
     s7 AS (
         SELECT {keep_v}, source, {fields}, props_text, ms_int, ms_dbl, customer_id,
@@ -450,7 +452,7 @@ def _classify_sql(lines: str) -> str:
                {sub.format(i=7, j=9).replace("= ''", "<> ''")} AS t_oh,
                {sub.format(i=7, j=10).replace("= ''", "<> ''")} AS t_om,
                CASE WHEN ts_parts[8] = '-' THEN -1 ELSE 1 END AS t_sign
-        FROM s6
+        FROM s6b
     ),
     s8 AS (
         SELECT *,
