@@ -212,7 +212,8 @@ def run_backfill(
     tags: Mapping[str, str] | None = None,
 ) -> list[StepOutcome]:
     """``plan_backfill`` on the persistent instance (DAGSTER_HOME), ``workers`` runs at a
-    time: each step starts as soon as the steps it depends on have finished, earliest first.
+    time: each step starts as soon as the steps it depends on have finished, those with the
+    longest chain of steps waiting on them first.
 
     ``build_defs`` must be picklable (a module-level function or a functools.partial of one)
     because each worker process builds its own definitions. A failed step does not stop
@@ -224,7 +225,12 @@ def run_backfill(
     for step, needs in blocked.items():
         for need in needs:
             dependents[need].append(step)
-    rank = {step: index for index, step in enumerate(steps)}
+    # List scheduling: the step with the longest chain of steps waiting on it goes first
+    # (the billing chain, then what the models read), ties to the earliest.
+    chain: dict[Step, int] = {}
+    for step in reversed(steps):  # dependents come later in the plan
+        chain[step] = 1 + max((chain[d] for d in dependents[step]), default=0)
+    rank = {step: (-chain[step], index) for index, step in enumerate(steps)}
     ready = [(rank[step], step) for step in steps if not blocked[step]]
     heapq.heapify(ready)
     running: dict[Future[StepOutcome], Step] = {}
