@@ -227,3 +227,16 @@ def test_model_store_saves_loads_and_picks_the_serving_model_on_s3(
     assert serving(date(2026, 3, 7)) == "m-05"  # the 6th was not promoted
     assert serving(date(2026, 3, 9)) == "m-07"
     assert serving(date(2026, 3, 9), pinned="m-06") == "m-06"  # an operator's rollback
+
+
+def test_spark_reads_s3_landing_objects_through_s3a_with_globs_escaped(tmp_path: Any) -> None:
+    from churn_assets.engines.spark import spark_uri
+
+    key = "landing/clickstream/2026/01/01/web-{1}[a]*.gz"
+    assert (
+        spark_uri(f"s3://bucket/{key}")
+        == r"s3a://bucket/landing/clickstream/2026/01/01/web-\{1\}\[a\]\*.gz"
+    )
+    assert spark_uri("s3://bucket/x.gz", s3_scheme="s3") == "s3://bucket/x.gz"  # EMRFS
+    assert spark_uri(str(tmp_path / "x.gz")) == f"file://{tmp_path}/x.gz"
+    assert spark_uri("s3a://bucket/x.gz") == "s3a://bucket/x.gz"
