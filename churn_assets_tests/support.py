@@ -12,6 +12,7 @@ from churn_assets.core.daily_model import TrainingConfig
 from churn_assets.core.generator import GenerationSummary, GeneratorConfig, generate_landing
 from churn_assets.core.tuning import TuningConfig
 from churn_assets.definitions import build_definitions
+from churn_assets.engines.base import ClickstreamEngine
 from churn_assets.engines.embedded import EmbeddedEngine
 from churn_assets.environments import storage_resources
 from churn_assets.resources.storage import LocalObjectStore
@@ -61,12 +62,18 @@ def generate_history(root: Path, **overrides: object) -> GeneratedHistory:
     return GeneratedHistory(landing=landing, config=config, summary=summary)
 
 
-def local_definitions(root: Path, landing: Path, settings: PipelineSettings) -> dg.Definitions:
+def local_definitions(
+    root: Path,
+    landing: Path,
+    settings: PipelineSettings,
+    engine: ClickstreamEngine | None = None,
+) -> dg.Definitions:
+    """The graph on local directories under ``root``; the embedded engine unless ``engine``."""
     resources = storage_resources(
         landing_url=str(landing),
         warehouse_url=str(root / "warehouse"),
         model_store_url=str(root / "models"),
-        engine=EmbeddedEngine(),
+        engine=engine or EmbeddedEngine(),
     )
     return build_definitions(settings=settings, resources=resources)
 

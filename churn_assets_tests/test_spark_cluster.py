@@ -20,17 +20,17 @@ import pytest
 from pyspark import SparkContext
 
 from churn_assets.core.generator import Fault
-from churn_assets.definitions import build_definitions
 from churn_assets.engines.embedded import EmbeddedEngine
 from churn_assets.engines.spark import SparkEngine, spark_resource
-from churn_assets.environments import storage_resources
 from churn_assets.resources.warehouse import ParquetWarehouse
+from churn_assets.runner import INGEST, Step, StepOutcome, run_step
 from churn_assets_tests.spark_support import StandaloneCluster, standalone_cluster, stop_spark
 from churn_assets_tests.support import (
     HISTORY_START,
     SMALL_SETTINGS,
     GeneratedHistory,
     generate_history,
+    local_definitions,
 )
 
 
@@ -58,33 +58,14 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> GeneratedHistory:
     return history
 
 
-INGEST = ["raw_billing", "raw_clickstream", "sessions", "features"]
-
-
-def _materialize_days(
+def _ingest_days(
     engine: Any, landing: Path, root: Path, days: list[date]
-) -> tuple[ParquetWarehouse, list[dg.ExecuteInProcessResult]]:
-    resources = storage_resources(
-        landing_url=str(landing),
-        warehouse_url=str(root / "warehouse"),
-        model_store_url=str(root / "models"),
-        engine=engine,
-    )
-    defs = build_definitions(settings=SMALL_SETTINGS, resources=resources)
-    results = []
+) -> tuple[ParquetWarehouse, list[StepOutcome]]:
+    """The ingest run of each day (``runner.INGEST``) on ``engine``, into ``root``."""
+    defs = local_definitions(root, landing, SMALL_SETTINGS, engine=engine)
     with dg.DagsterInstance.ephemeral() as instance:
-        for day in days:
-            results.append(
-                dg.materialize(
-                    list(defs.assets or []),
-                    selection=INGEST,
-                    partition_key=day.isoformat(),
-                    instance=instance,
-                    resources=defs.resources,
-                    raise_on_error=False,
-                )
-            )
-    return resources["io_manager"], results
+        outcomes = [run_step(defs, instance, Step(INGEST, day), {}) for day in days]
+    return defs.resources["io_manager"], outcomes
 
 
 def test_the_ingest_assets_on_a_standalone_cluster_equal_the_embedded_engine(
@@ -113,8 +94,8 @@ def test_the_ingest_assets_on_a_standalone_cluster_equal_the_embedded_engine(
 
     days = history.days
     spark = RecordingEngine(pyspark=spark_resource(cluster.master_url))
-    on_spark, spark_runs = _materialize_days(spark, history.landing, tmp_path / "spark", days)
-    embedded, embedded_runs = _materialize_days(
+    on_spark, spark_runs = _ingest_days(spark, history.landing, tmp_path / "spark", days)
+    embedded, embedded_runs = _ingest_days(
         EmbeddedEngine(), history.landing, tmp_path / "embedded", days
     )
     assert all(run.success for run in spark_runs + embedded_runs)
@@ -144,7 +125,5 @@ def test_the_ingest_assets_on_a_standalone_cluster_equal_the_embedded_engine(
                 pd.testing.assert_frame_equal(expected[name], got[name], check_exact=True)
                 rows[f"{asset}.{name}".rstrip(".")] += len(expected[name])
     assert min(rows.values()) > 0, rows  # no table compared empty (quarantine included)
-    spark_accounting = [
-        run.asset_materializations_for_node("raw_clickstream")[0].metadata for run in spark_runs
-    ]
-    assert sum(m["objects_unreadable"].value for m in spark_accounting) == 1
+    unreadable = [run.metadata["raw_clickstream"]["objects_unreadable"] for run in spark_runs]
+    assert sum(unreadable) == 1
