@@ -111,15 +111,16 @@ def step_dependencies(defs: dg.Definitions, steps: Sequence[Step]) -> dict[Step,
     dependencies: dict[Step, set[Step]] = {}
     for step in steps:
         needs: set[Step] = set()
-        for asset in step.assets:
-            key = dg.AssetKey(asset)
-            for parent in asset_graph.get(key).parent_keys - {dg.AssetKey(a) for a in step.assets}:
+        own = {dg.AssetKey(asset) for asset in step.assets}
+        for key in own:
+            for parent in asset_graph.get(key).parent_keys - own:
                 upstream = asset_graph.get_parent_partition_keys_for_child(
                     step.partition.isoformat(), parent, key
                 )
+                name = parent.to_user_string()
                 for partition in upstream.partitions_subset.get_partition_keys():
-                    if (parent.to_user_string(), partition) in producer:
-                        needs.add(producer[(parent.to_user_string(), partition)])
+                    if (name, partition) in producer:
+                        needs.add(producer[(name, partition)])
         for group in SEQUENCED:
             if set(step.assets) & set(group):
                 if group in previous:
