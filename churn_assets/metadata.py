@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,14 +26,27 @@ def numbers(values: Mapping[str, Any]) -> dict[str, dg.MetadataValue]:
     return out
 
 
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]<>&|~]|:(?=//)|(?<=www)\.|@)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_markdown(text: object) -> str:
+    """``text`` as literal characters in the UI's markdown table cells: the characters that
+    start inline markup (emphasis, code, links, images, HTML, entities, strikethrough, cell
+    breaks) are backslash-escaped, GFM autolinks (``://``, ``www.``, ``@``) broken the same
+    way, and control characters and line breaks shown as escapes (``\\n``)."""
+    escaped = _MARKDOWN_PUNCTUATION.sub(r"\\\1", str(text))
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode(), escaped)
+
+
 def markdown_table(frame: pd.DataFrame, max_rows: int = 20) -> dg.MetadataValue:
-    """A markdown table of the first rows (no tabulate dependency)."""
+    """A markdown table of the first rows (no tabulate dependency); every cell and header is
+    escaped (``escape_markdown``): samples of input are shown as data, never as markup."""
     shown = frame.head(max_rows)
     if shown.empty:
         return dg.MetadataValue.md("_no rows_")
-    cells = shown.astype(object).where(shown.notna(), "").astype(str)
-    cells = cells.apply(lambda column: column.str.replace("|", "\\|", regex=False))
-    header = "| " + " | ".join(map(str, shown.columns)) + " |"
+    cells = shown.astype(object).where(shown.notna(), "").map(escape_markdown)
+    header = "| " + " | ".join(map(escape_markdown, shown.columns)) + " |"
     rule = "| " + " | ".join("---" for _ in shown.columns) + " |"
     body = ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False, name=None)]
     suffix = [f"\n_{len(frame) - len(shown)} more rows_"] if len(frame) > len(shown) else []

@@ -56,6 +56,7 @@ from churn_assets.core.clickstream import (
     empty_quarantine,
 )
 from churn_assets.core.features import FEATURE_COLUMNS
+from churn_assets.core.landing_layout import UNRECOGNISED_NAME, UnreadKey
 from churn_assets.resources.warehouse import ParquetWarehouse
 
 DAY = date(2026, 3, 11)  # a Wednesday
@@ -339,6 +340,7 @@ def test_accounting_adds_up_and_matches_the_stored_tables() -> None:
 
 class Listing:
     unrecognised_keys = ("clickstream/2026/03/11/00/notes.txt",)
+    unread = (UnreadKey(unrecognised_keys[0], UNRECOGNISED_NAME, "not read"),)
 
 
 def test_clickstream_checks_separate_bad_records_from_late_ones() -> None:
@@ -365,7 +367,7 @@ def test_clickstream_checks_separate_bad_records_from_late_ones() -> None:
     assert meta(bad["quarantine_share"], "bad_records") == 31
     assert '{"oops' in str(meta(bad["quarantine_share"], "quarantined_sample"))
     assert bad["row_accounting"].passed and bad["late_events"].passed
-    assert not bad["unrecognised_objects"].passed
+    assert not bad["unread_landing_files"].passed
     # No earlier day was materialized: nothing to compare the volume with.
     assert bad["volume_vs_trailing_median"].passed
     assert meta(bad["duplicate_share"], "duplicates") == 2

@@ -51,10 +51,13 @@ def build_raw_assets(
                 ),
                 allow_retries=False,
             )
-        parts = landing.read_billing_parts(delivery)
+        unread = checks.unread_files_result(delivery.unread, contracts.sample_rows)
         try:
-            billing = parse_billing_day(parts, day)
+            parts = landing.read_billing_parts(delivery)
+            billing = parse_billing_day(parts, day, landing.object_limits)
         except BillingRejected as rejection:
+            parts = []
+            yield unread
             yield from checks.rejected_billing_results(rejection, parts)
             raise dg.Failure(
                 description=f"billing {day} rejected as a whole ({rejection.reason}): "
@@ -71,6 +74,7 @@ def build_raw_assets(
             first_day=settings.history_start,
             contracts=contracts,
         )
+        results.append(unread)
         blocked = checks.failed_blocking(results, context.assets_def.check_specs)
         if blocked:  # like a rejected day: not materialized, so nothing downstream reads it
             yield from results
@@ -95,6 +99,7 @@ def build_raw_assets(
                     "support_calls": int(billing["support_calls"].sum()),
                 }
             )
+            | checks.unread_files_metadata(delivery.unread, contracts.sample_rows)
             | {
                 "delivery_version": dg.MetadataValue.text(delivery.version),
                 DELIVERY_METADATA: dg.MetadataValue.text(fingerprint([delivery.version])),
@@ -121,7 +126,7 @@ def build_raw_assets(
     ) -> Iterator:
         day = partition_date(context)
         start, end = clickstream_window(day, settings.lateness)
-        listing = landing.clickstream_objects(start, end)
+        listing = landing.clickstream_objects(start, end, settings.lateness)
         result = engine.normalise(landing, listing.objects, day, settings.lateness)
         window = window_fingerprint((o.key, o.etag) for o in listing.objects)
         accounting = result.accounting
@@ -142,6 +147,7 @@ def build_raw_assets(
                     "unrecognised_keys": len(listing.unrecognised_keys),
                 }
             )
+            | checks.unread_files_metadata(listing.unread, contracts.sample_rows)
             | {
                 "window": dg.MetadataValue.text(f"{start.isoformat()} .. {end.isoformat()}"),
                 WINDOW_METADATA: dg.MetadataValue.text(window),

@@ -22,6 +22,8 @@ from churn_assets.checks.raw import (
     raw_clickstream_results,
     raw_clickstream_specs,
     rejected_billing_results,
+    unread_files_metadata,
+    unread_files_result,
 )
 
 __all__ = [
@@ -43,4 +45,6 @@ __all__ = [
     "scores_specs",
     "sessions_results",
     "sessions_specs",
+    "unread_files_metadata",
+    "unread_files_result",
 ]

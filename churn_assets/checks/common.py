@@ -60,9 +60,20 @@ def result(
     )
 
 
+PERSONAL_COLUMNS: tuple[str, ...] = ("account_name",)
+"""Personal data: never shown in check samples (the ids locate the rows)."""
+
+
 def samples(frames: Mapping[str, pd.DataFrame], max_rows: int) -> dict[str, dg.MetadataValue]:
-    """``<name>_sample`` markdown tables of the non-empty frames (the offending rows)."""
-    return {f"{k}_sample": markdown_table(v, max_rows) for k, v in frames.items() if len(v)}
+    """``<name>_sample`` markdown tables of the non-empty frames (the offending rows), escaped
+    and without personal columns."""
+    return {
+        f"{k}_sample": markdown_table(
+            v.drop(columns=list(PERSONAL_COLUMNS), errors="ignore"), max_rows
+        )
+        for k, v in frames.items()
+        if len(v)
+    }
 
 
 def failed_blocking(

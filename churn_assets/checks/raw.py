@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import zlib
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
@@ -44,10 +45,20 @@ from churn_assets.core.billing import (
     billing_contract_violations,
     empty_billing,
 )
-from churn_assets.core.clickstream import ClickstreamResult
+from churn_assets.core.clickstream import OVER_CAP, ClickstreamResult
+from churn_assets.core.landing_layout import UnreadKey
 from churn_assets.metadata import markdown_table, numbers
 
+UNREAD_FILES_CHECK = "unread_landing_files"
+UNREAD_FILES_DESCRIPTION = (
+    "Every key under the day's landing folders is read, or reported here with its reason: "
+    "unrecognised name, misfiled (under another hour's folder: read by the partition its name "
+    "gives when that partition lists the folder, else not read), unknown file in a billing "
+    "day, symlink (never followed out of the landing zone). Warns when there is any."
+)
+
 BILLING_VOLUME_KEY = "accounts"
+_MAX_HEADER_BYTES = 64 << 10
 CLICKSTREAM_VOLUME_KEYS = ("valid", "attributed_customers")
 CONTENT_REASONS = (
     "invalid_json",
@@ -56,6 +67,7 @@ CONTENT_REASONS = (
     "unknown_event_type",
     "future",
     "unreadable_object",
+    "object_over_cap",
 )
 """Quarantine reasons that say the record itself is bad. ``late`` is not among them: a late
 record is a good record of an earlier, already materialized day (see ``late_events``)."""
@@ -123,7 +135,35 @@ def raw_billing_specs(
             f"Row count not below the median of the previous {contracts.volume_window_days} "
             f"days' extracts by more than {share:.0%} (a truncated extract).",
         ),
+        spec("raw_billing", UNREAD_FILES_CHECK, partitions_def, False, UNREAD_FILES_DESCRIPTION),
     ]
+
+
+def unread_files_metadata(unread: Sequence[UnreadKey], max_rows: int) -> dict[str, Any]:
+    """Counts per reason and the keys (escaped) of the files a partition did not read."""
+    frame = pd.DataFrame(
+        {
+            "key": [u.key for u in unread],
+            "reason": [u.reason for u in unread],
+            "detail": [u.detail for u in unread],
+        }
+    )
+    by_reason = frame["reason"].value_counts().to_dict() if len(frame) else {}
+    return numbers({"unread_landing_files": len(frame)}) | {
+        "unread_by_reason": dg.MetadataValue.json(by_reason),
+        "unread_files": markdown_table(frame, max_rows),
+    }
+
+
+def unread_files_result(unread: Sequence[UnreadKey], max_rows: int) -> dg.AssetCheckResult:
+    """WARN check: the landing keys of the day that were not read (nothing skipped silently)."""
+    return result(
+        UNREAD_FILES_CHECK,
+        not unread,
+        WARN,
+        unread_files_metadata(unread, max_rows),
+        description=None if not unread else f"{len(unread)} landing key(s) not read as data.",
+    )
 
 
 def part_headers(parts: Sequence[tuple[str, bytes]]) -> dict[str, list[str]]:
@@ -132,7 +172,7 @@ def part_headers(parts: Sequence[tuple[str, bytes]]) -> dict[str, list[str]]:
     for name, payload in parts:
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(payload)) as handle:
-                first = handle.readline().decode("utf-8", errors="replace")
+                first = handle.readline(_MAX_HEADER_BYTES).decode("utf-8", errors="replace")
         except (OSError, EOFError, zlib.error):
             headers[name] = []
             continue
@@ -159,7 +199,7 @@ def rejected_billing_results(
     """The schema check of a day that could not be read as a whole (it counts as not landed)."""
     metadata: dict[str, Any] = {
         "reason": dg.MetadataValue.text(rejection.reason),
-        "details": dg.MetadataValue.md(str(rejection.details)),
+        "details": dg.MetadataValue.text(str(rejection.details)),
         "parts": dg.MetadataValue.int(len(parts)),
     }
     if parts:
@@ -459,12 +499,16 @@ def raw_clickstream_specs(
             "of the lines read: the event dates listed are missing those events.",
         ),
         spec(
+            "raw_clickstream", UNREAD_FILES_CHECK, partitions_def, False, UNREAD_FILES_DESCRIPTION
+        ),
+        spec(
             "raw_clickstream",
-            "unrecognised_objects",
+            "objects_within_caps",
             partitions_def,
             False,
-            "Objects under the clickstream prefixes whose names do not follow the delivery "
-            "naming contract (not read; listed so nothing goes unnoticed).",
+            "No object arriving this day went over the landing zone's caps (decompressed bytes, "
+            "lines): such an object is quarantined whole as one object_over_cap row (key, "
+            "sizes and cap; its bytes are not read further). Warns when there is any.",
         ),
     ]
 
@@ -629,14 +673,22 @@ def raw_clickstream_results(
         )
     )
 
-    unrecognised = list(getattr(listing, "unrecognised_keys", ()) or ())
+    out.append(unread_files_result(tuple(getattr(listing, "unread", ())), n))
+    over = outcome.quarantine.loc[outcome.quarantine["reason"] == OVER_CAP]
+    notes = [
+        {"object_key": key, **json.loads(bytes(note))}
+        for key, note in zip(over["object_key"], over["raw_line"], strict=True)
+    ]
     out.append(
         result(
-            "unrecognised_objects",
-            not unrecognised,
+            "objects_within_caps",
+            over.empty,
             WARN,
-            numbers({"unrecognised_objects": len(unrecognised)})
-            | samples({"unrecognised": pd.DataFrame({"key": unrecognised})}, n),
+            numbers({"objects_over_cap": len(over)})
+            | {"objects_over_cap_detail": dg.MetadataValue.json(notes[:n])},
+            description=None
+            if over.empty
+            else f"{len(over)} object(s) over a cap were quarantined whole, not read.",
         )
     )
     return out

@@ -9,9 +9,7 @@ that asset checks can report the offending rows instead of the day silently disa
 from __future__ import annotations
 
 import csv
-import gzip
 import io
-import zlib
 from collections.abc import Sequence
 from datetime import date
 
@@ -20,6 +18,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+
+from churn_assets.core.bounded_read import (
+    DEFAULT_LIMITS,
+    NotGzip,
+    ObjectLimits,
+    OverCap,
+    gunzip_bounded,
+)
 
 BILLING_COLUMNS: tuple[str, ...] = (
     "customer_id",
@@ -63,7 +69,8 @@ VIOLATION_NAMES: tuple[str, ...] = (
 class BillingRejected(ValueError):
     """A billing day that cannot be read as a whole; `reason` is a short machine code.
 
-    Reasons: decode_error, malformed_csv, missing_columns, duplicate_columns,
+    Reasons: decode_error, part_over_cap (a part over the landing zone's caps on
+    decompressed bytes or lines), malformed_csv, missing_columns, duplicate_columns,
     untypeable_values, empty_day.
     """
 
@@ -73,12 +80,24 @@ class BillingRejected(ValueError):
         self.details = details
 
 
-def _decode_part(name: str, payload: bytes) -> bytes:
-    """Gunzip and validate UTF-8; returns the raw CSV bytes without a BOM."""
+def part_over_cap(name: str, over: OverCap, compressed_size: int) -> BillingRejected:
+    """The rejection of a day with a part over a cap: its name, size and the cap."""
+    return BillingRejected(
+        "part_over_cap",
+        f"{name}: over the {over.cap} cap of {over.limit:,} per part ({compressed_size:,} "
+        "bytes compressed); not read further",
+    )
+
+
+def _decode_part(name: str, payload: bytes, limits: ObjectLimits = DEFAULT_LIMITS) -> bytes:
+    """Gunzip (as a stream, under ``limits``) and validate UTF-8; returns the raw CSV bytes
+    without a BOM."""
     try:
-        raw = gzip.decompress(payload)
-    except (OSError, EOFError, zlib.error) as exc:
+        raw = gunzip_bounded(payload, limits)
+    except NotGzip as exc:
         raise BillingRejected("decode_error", f"{name}: not a valid gzip file ({exc})") from exc
+    except OverCap as over:
+        raise part_over_cap(name, over, len(payload)) from over
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -202,7 +221,9 @@ def _type(raw: pa.Table) -> pd.DataFrame:
     return frame.astype({"seats": np.int64, "support_calls": np.int64, "mrr": np.float64})
 
 
-def parse_billing_day(parts: Sequence[tuple[str, bytes]], day: date) -> pd.DataFrame:
+def parse_billing_day(
+    parts: Sequence[tuple[str, bytes]], day: date, limits: ObjectLimits = DEFAULT_LIMITS
+) -> pd.DataFrame:
     """Typed billing extract of `day` from its (name, gzip bytes) parts, in part-name order.
 
     Raises BillingRejected for anything that makes the day unreadable as a whole. `day` is
@@ -211,7 +232,9 @@ def parse_billing_day(parts: Sequence[tuple[str, bytes]], day: date) -> pd.DataF
     """
     if not parts:
         raise BillingRejected("empty_day", f"{day}: no part files")
-    tables = [_read_part(name, _decode_part(name, payload)) for name, payload in sorted(parts)]
+    tables = [
+        _read_part(name, _decode_part(name, payload, limits)) for name, payload in sorted(parts)
+    ]
     raw = pa.concat_tables(tables).combine_chunks()
     if raw.num_rows == 0:
         raise BillingRejected("empty_day", f"{day}: {len(parts)} part(s) but no rows")

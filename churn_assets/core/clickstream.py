@@ -1,24 +1,31 @@
 """Clickstream normalisation: the embedded (in-process, DuckDB) engine of LANDING.md §2–4.
 
-Two pure functions do the work:
+Pure functions do the work:
 
-* :func:`read_lines` turns delivered objects ``(key, arrival_time, gzip bytes)`` into a *lines*
-  table (one row per newline-delimited record, or one row per unreadable object);
-* :func:`normalise_clickstream` gives every line read for partition ``P`` exactly one category
-  (valid, duplicate, anonymous, other_date or a quarantine reason), returns the deduplicated
-  events of event date ``P``, the lines quarantined by ``P`` with their exact bytes, and the
-  row accounting, which always adds up.
+* :func:`read_object` reads one delivered object under the caps of ``ObjectLimits``
+  (``core.bounded_read``: streamed decompression, bounded bytes and lines) into its lines, or
+  into the one row that stands for an object that was not read;
+* :func:`normalise_objects` streams a partition's objects through that, in batches, and gives
+  every line read for partition ``P`` exactly one category (valid, duplicate, anonymous,
+  other_date or a quarantine reason); it returns the deduplicated events of event date ``P``,
+  the lines quarantined by ``P`` with their exact bytes, and the row accounting, which always
+  adds up. :func:`read_lines` + :func:`normalise_clickstream` do the same on an in-memory
+  *lines* table (tests, small inputs).
 
-The per-line work is one vectorised DuckDB query over an Arrow table; Python only loops per
-object. Other engines (Spark) must reproduce these outputs exactly, so every rule that the
-contract leaves open is decided (and documented) here:
+The per-line work is one vectorised DuckDB query per batch of Arrow lines; Python only loops
+per object, and objects are split into lines by numpy, never one Python object per line.
+Other engines (Spark) must reproduce these outputs exactly, so every rule that the contract
+leaves open is decided (and documented) here:
 
 * **Lines**: an object is split on ``b"\\n"``; the empty piece after a final newline is not a
   line; one trailing ``b"\\r"`` per line is stripped (CRLF delivery). Empty lines in the middle
   are lines (``invalid_json``). An object that is not valid gzip (including a zero-byte object,
-  a truncated stream or a bad CRC) becomes one row with ``line_no`` 0 holding the raw object.
-  A valid but empty object has no lines, so it appears neither in ``lines`` nor in
-  ``objects_read``.
+  a truncated stream or a bad CRC) becomes one row with ``line_no`` 0 holding the first
+  ``max_stored_bytes`` of the raw object (``unreadable_object``). An object over a cap
+  (decompressed bytes or lines) becomes one row with ``line_no`` 0, reason
+  ``object_over_cap``, whose ``raw_line`` is a JSON note (cap, limit, compressed size, how far
+  reading got), never the object's bytes. A valid but empty object has no lines, so it
+  appears neither in ``lines`` nor in ``objects_read``.
 * **JSON**: a line is JSON when it is UTF-8 and strict RFC 8259 JSON (any value, surrounding
   JSON whitespace allowed). Rejected: invalid UTF-8, a byte order mark, trailing commas,
   ``NaN``/``Infinity`` literals, comments, unescaped control characters, lone surrogate
@@ -36,9 +43,12 @@ contract leaves open is decided (and documented) here:
   ``hover``, ``click``, ``support_chat``; app ``ui.page_view``, ``ui.hover``, ``ui.click``,
   ``support.contact``); anything else, including null, is ``unknown_event_type``.
 * **Ids**: ``event_id`` and the customer id are taken as text: a JSON string is unescaped, any
-  other non-null value is its (minified) JSON text. The customer id (web ``customerId``, app
-  ``user.customer_id``) is stripped of the characters Python's ``str.isspace`` accepts and
-  upper-cased (DuckDB's per-code-point ``upper``); null, absent or empty means anonymous.
+  other non-null value is its (minified) JSON text. Control characters (Unicode Cc:
+  U+0000-U+001F, U+007F-U+009F, e.g. an escaped ``\\u0000``) are then removed from both, so
+  ``"C0001378\\u0000"`` is customer ``C0001378``, not a new one. The customer id (web
+  ``customerId``, app ``user.customer_id``) is stripped of the characters Python's
+  ``str.isspace`` accepts and upper-cased (DuckDB's per-code-point ``upper``); null, absent
+  or empty means anonymous.
 * **Element / page**: web ``props.element`` / ``props.page``, where ``props`` is a JSON object
   or a string holding a strict-JSON object (anything else: no element, no page); app
   ``context.element.id`` / ``context.page.path``. Kept verbatim as text (not stripped).
@@ -52,19 +62,33 @@ contract leaves open is decided (and documented) here:
 
 from __future__ import annotations
 
-import gzip
-import zlib
-from collections.abc import Sequence
+import functools
+import tempfile
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any, Protocol
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from churn_assets.core.bounded_read import (
+    DEFAULT_LIMITS,
+    NotGzip,
+    ObjectLimits,
+    OverCap,
+    SplitLines,
+    split_lines,
+)
 
 LINE_COLUMNS: tuple[str, ...] = ("object_key", "arrival_time", "line_no", "line")
-"""Columns of the lines table, in order."""
+"""Required columns of the lines table, in order (``read_lines`` adds ``problem``: why a
+line_no 0 row stands for an object that was not read)."""
 
 EVENT_COLUMNS: tuple[str, ...] = (
     "event_id",
@@ -103,7 +127,10 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     "late",
     "future",
     "unreadable_object",
+    "object_over_cap",
 )
+UNREADABLE = "unreadable_object"
+OVER_CAP = "object_over_cap"
 
 ACCOUNTING_KEYS: tuple[str, ...] = (
     "lines_read",
@@ -151,6 +178,7 @@ _WHITESPACE = (
 )
 _WS_CLASS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in _WHITESPACE) + "]"
 _STRIP_RE = f"^{_WS_CLASS}+|{_WS_CLASS}+$"
+_CONTROL_RE = "[\\x{0}-\\x{1f}\\x{7f}-\\x{9f}]"
 _SUBSCRIBE_RE = f"^{_WS_CLASS}*[Ss][Uu][Bb][Ss][Cc][Rr][Ii][Bb][Ee]"
 # What yyjson (as DuckDB configures it) accepts but RFC 8259 does not: trailing commas and
 # inf/nan literals in any case. Run only on text yyjson accepted, so strings are well formed:
@@ -205,6 +233,7 @@ def empty_lines() -> pd.DataFrame:
             "arrival_time": pd.Series([], dtype="datetime64[ns, UTC]"),
             "line_no": pd.Series([], dtype="int64"),
             "line": pd.Series([], dtype=object),
+            "problem": pd.Series([], dtype=object),
         }
     )
 
@@ -244,71 +273,126 @@ def empty_quarantine() -> pd.DataFrame:
     )[list(QUARANTINE_COLUMNS)]
 
 
-def _split_lines(data: bytes) -> list[bytes]:
-    """Newline-delimited records of one decompressed object (CRLF tolerated), no Python loop."""
-    if not data:
-        return []
-    if b"\r" in data:
-        # One \r before each \n is part of the line terminator; replace() does not rescan, so
-        # b"x\r\r\n" keeps one \r in the line, as "strip one trailing \r" requires.
-        data = data.replace(b"\r\n", b"\n")
-        if data.endswith(b"\r"):
-            data = data[:-1] + b"\n"
-    pieces = data.split(b"\n")
-    if pieces[-1] == b"":
-        pieces.pop()
-    return pieces
+class ObjectRef(Protocol):
+    """What the normaliser needs to know of a listed object (``ClickstreamObject`` has it)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def arrival_time(self) -> datetime: ...
+    @property
+    def size(self) -> int: ...
 
 
-def _decompress(raw: bytes) -> bytes | None:
-    """The gzip payload, or None when the object is not a complete, valid gzip stream."""
-    if not raw:
-        return None
+@dataclass(frozen=True)
+class ObjectLines:
+    """One object as read: its lines, or (``problem`` set) the one row that stands for it."""
+
+    key: str
+    arrival_ns: int
+    lines: SplitLines | None
+    problem: str | None = None
+    raw: bytes = b""
+
+    @property
+    def rows(self) -> int:
+        return 1 if self.lines is None else len(self.lines)
+
+
+def _arrival_value(key: str, arrival: datetime) -> int:
+    stamp = pd.Timestamp(arrival)
+    if stamp.tzinfo is None:
+        raise ValueError(f"arrival_time of {key!r} must be timezone-aware (UTC)")
+    return int(stamp.tz_convert("UTC").value)
+
+
+def read_object(
+    key: str,
+    arrival: datetime,
+    fetch: Callable[[], bytes],
+    limits: ObjectLimits = DEFAULT_LIMITS,
+    size: int | None = None,
+) -> ObjectLines:
+    """Read one object under ``limits``: its lines, or one ``unreadable_object`` row (the
+    first ``max_stored_bytes`` of it) or one ``object_over_cap`` row (a note of the cap,
+    never its bytes). An object listed larger than ``max_bytes`` is not even fetched."""
+    arrival_ns = _arrival_value(key, arrival)
+    if size is not None and size > limits.max_bytes:
+        note = OverCap("bytes", limits.max_bytes, 0, 0).note(size)
+        return ObjectLines(key, arrival_ns, None, OVER_CAP, note)
+    raw = bytes(fetch())
     try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error):
-        return None
+        return ObjectLines(key, arrival_ns, split_lines(raw, limits))
+    except NotGzip:
+        return ObjectLines(key, arrival_ns, None, UNREADABLE, raw[: limits.max_stored_bytes])
+    except OverCap as over:
+        return ObjectLines(key, arrival_ns, None, OVER_CAP, over.note(len(raw)))
 
 
-def read_lines(objects: Sequence[tuple[str, datetime, bytes]]) -> pd.DataFrame:
+def _lines_table(objects: Sequence[ObjectLines], key_codes: Mapping[str, int]) -> pa.Table:
+    """The lines of several read objects as one Arrow table (``rid`` added by the caller)."""
+    counts = np.asarray([o.rows for o in objects], dtype="int64")
+    data = np.concatenate(
+        [
+            o.lines.data if o.lines is not None else np.frombuffer(o.raw, dtype=np.uint8)
+            for o in objects
+        ]
+    )
+    lengths = np.concatenate(
+        [
+            o.lines.lengths if o.lines is not None else np.asarray([len(o.raw)], dtype="int64")
+            for o in objects
+        ]
+    )
+    offsets = np.zeros(len(lengths) + 1, dtype="int64")
+    np.cumsum(lengths, out=offsets[1:])
+    line_no = np.concatenate(
+        [
+            np.arange(1, o.rows + 1, dtype="int64") if o.lines is not None else np.zeros(1, "int64")
+            for o in objects
+        ]
+    )
+    arrivals = np.repeat(np.asarray([o.arrival_ns for o in objects], dtype="int64"), counts)
+    problems = np.repeat(np.asarray([o.problem for o in objects], dtype=object), counts)
+    return pa.table(
+        {
+            "kc": pa.array(np.repeat([key_codes[o.key] for o in objects], counts).astype("int64")),
+            "arr_ns": pa.array(arrivals),
+            "a_day": pa.array(np.floor_divide(arrivals, _DAY_NS)),
+            "line_no": pa.array(line_no),
+            "line": pa.Array.from_buffers(
+                pa.large_binary(), len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+            ),
+            "problem": pa.array(problems, type=pa.string()),
+        }
+    )
+
+
+def read_lines(
+    objects: Sequence[tuple[str, datetime, bytes]], limits: ObjectLimits = DEFAULT_LIMITS
+) -> pd.DataFrame:
     """Build the lines table from ``(object_key, arrival_time, gzip bytes)`` triples.
 
     Columns ``LINE_COLUMNS``: object_key str, arrival_time datetime64[ns, UTC], line_no int64
-    (1-based), line bytes. An object that is not valid gzip becomes one row with line_no 0
-    and the raw object bytes, so that the loss is visible (``unreadable_object``).
-    ``arrival_time`` must be timezone-aware.
+    (1-based), line bytes, plus ``problem``. An object that is not valid gzip, or over a cap
+    of ``limits``, becomes one row with line_no 0 and ``problem`` set (``unreadable_object``
+    with its first bytes, ``object_over_cap`` with a note of the cap), so the loss is visible.
+    ``arrival_time`` must be timezone-aware. For tests and small inputs: the engines stream
+    objects through :func:`normalise_objects` instead.
     """
-    keys: list[str] = []
-    arrivals: list[int] = []
-    counts: list[int] = []
-    unreadable: list[bool] = []
-    pieces: list[bytes] = []
-    for key, arrival, raw in objects:
-        ts = pd.Timestamp(arrival)
-        if ts.tzinfo is None:
-            raise ValueError(f"arrival_time of {key!r} must be timezone-aware (UTC)")
-        data = _decompress(bytes(raw))
-        lines = [bytes(raw)] if data is None else _split_lines(data)
-        keys.append(key)
-        arrivals.append(ts.tz_convert("UTC").value)
-        counts.append(len(lines))
-        unreadable.append(data is None)
-        pieces.extend(lines)
-    if not pieces:
+    read = [read_object(key, arrival, lambda raw=raw: raw, limits) for key, arrival, raw in objects]
+    read = [o for o in read if o.rows]
+    if not read:
         return empty_lines()
-    counts_arr = np.asarray(counts, dtype="int64")
-    ends = np.cumsum(counts_arr)
-    starts = np.repeat(ends - counts_arr, counts_arr)
-    line_no = np.arange(len(pieces), dtype="int64") - starts + 1
-    line_no[np.repeat(np.asarray(unreadable, dtype=bool), counts_arr)] = 0
-    line_col = np.empty(len(pieces), dtype=object)
-    line_col[:] = pieces
+    table = _lines_table(read, {o.key: 0 for o in read})
+    counts = [o.rows for o in read]
     return pd.DataFrame(
         {
-            "object_key": np.repeat(np.asarray(keys, dtype=object), counts_arr),
-            "arrival_time": _utc_series(np.repeat(np.asarray(arrivals, dtype="int64"), counts_arr)),
-            "line_no": line_no,
-            "line": line_col,
+            "object_key": np.repeat(np.asarray([o.key for o in read], dtype=object), counts),
+            "arrival_time": _utc_series(table["arr_ns"].to_numpy()),
+            "line_no": table["line_no"].to_numpy(),
+            "line": np.asarray(table["line"].to_pylist(), dtype=object),
+            "problem": np.asarray(table["problem"].to_pylist(), dtype=object),
         }
     )
 
@@ -328,6 +412,11 @@ def _strict_json(expr: str) -> str:
         f"({expr} IS NOT NULL AND json_valid({expr})"
         f" AND NOT regexp_matches({expr}, '{_LENIENT_RE}'))"
     )
+
+
+def _no_controls(expr: str) -> str:
+    """SQL: ``expr`` without control characters (Unicode Cc: U+0000-U+001F, U+007F-U+009F)."""
+    return f"regexp_replace({expr}, '{_CONTROL_RE}', '', 'g')"
 
 
 def _floor_div(expr: str, d: int) -> str:
@@ -363,7 +452,8 @@ def _classify_sql(partition_day: int, lateness_ns: int) -> str:
     return f"""
     WITH src AS (
         SELECT rid, kc, arr_ns, a_day, line_no,
-               line_no = 0 AS unreadable,
+               CASE WHEN line_no = 0 THEN coalesce(problem, 'unreadable_object') END
+                 AS unreadable,
                CASE WHEN line_no <> 0 THEN try(decode(line)) END AS txt
         FROM lines_in
     ),
@@ -402,13 +492,13 @@ def _classify_sql(partition_day: int, lateness_ns: int) -> str:
     ),
     fields AS (
         SELECT rid, kc, arr_ns, a_day, line_no, unreadable, is_json, source, ms_text,
-               {_jtext("j_id")} AS event_id,
+               {_no_controls(_jtext("j_id"))} AS event_id,
                CASE source
                  WHEN 'web' THEN {_case_map(_jtext("j_type"), WEB_EVENT_TYPES)}
                  WHEN 'app' THEN {_case_map(_jtext("j_type"), APP_EVENT_TYPES)}
                END AS event_type,
                {_jtext("j_ts")} AS ts_text,
-               {_jtext("j_cid")} AS cid_text,
+               {_no_controls(_jtext("j_cid"))} AS cid_text,
                left(j_props, 1) AS props_kind,
                CASE left(j_props, 1) WHEN '{{' THEN j_props WHEN '"' THEN {_jtext("j_props")}
                END AS props_text,
@@ -479,7 +569,7 @@ def _classify_sql(partition_day: int, lateness_ns: int) -> str:
         SELECT rid, kc, arr_ns, a_day, line_no, source, event_id, event_type,
                CASE WHEN raw_ms BETWEEN -{MAX_ABS_EPOCH_MS} AND {MAX_ABS_EPOCH_MS} THEN raw_ms
                END AS ms,
-               CASE WHEN unreadable THEN 'unreadable_object'
+               CASE WHEN unreadable IS NOT NULL THEN unreadable
                     WHEN NOT is_json THEN 'invalid_json'
                     WHEN source IS NULL THEN 'unknown_shape'
                     WHEN raw_ms IS NULL
@@ -513,14 +603,24 @@ def _classify_sql(partition_day: int, lateness_ns: int) -> str:
 
 
 _EVENTS_SQL = """
-    SELECT rid, cat0 = 'attributed' AS attributed, event_id, customer_id, event_type,
-           ms * 1000000 AS ns, page, element, is_subscribe, source
+    SELECT kc, line_no, arr_ns, cat0 = 'attributed' AS attributed, event_id, customer_id,
+           event_type, ms * 1000000 AS ns, page, element, is_subscribe, source
     FROM classified
     WHERE cat0 IN ('attributed', 'anonymous')
     -- dedup: the first delivery of an attributed event_id; anonymous / null ids all stay
     QUALIFY cat0 = 'anonymous' OR event_id IS NULL
             OR row_number() OVER (PARTITION BY cat0, event_id ORDER BY arr_ns, kc, line_no) = 1
     ORDER BY customer_id NULLS LAST, ms, event_id NULLS LAST, kc, line_no
+"""
+
+_REASONS_SQL = ", ".join(f"'{r}'" for r in QUARANTINE_REASONS)
+
+_QUARANTINE_SQL = f"""
+    SELECT c.kc, c.line_no, c.arr_ns, c.cat0 AS reason, c.event_id, c.ms * 1000000 AS ns,
+           q.raw
+    FROM classified c JOIN quarantined_raw q USING (rid)
+    WHERE c.cat0 IN ({_REASONS_SQL})
+    ORDER BY c.arr_ns, c.kc, c.line_no
 """
 
 
@@ -560,88 +660,245 @@ def _arrival_ns(lines: pd.DataFrame) -> np.ndarray:
     return np.asarray(arrival.asi8, dtype="int64")
 
 
+def _partition_day(partition: date, lateness: timedelta) -> date:
+    if lateness < timedelta(0):
+        raise ValueError("lateness must not be negative")
+    if isinstance(partition, datetime):  # a datetime is a date too; keep only its date
+        return partition.date()
+    return partition
+
+
+class _Classifier:
+    """Lines in (Arrow batches, any number), one ``ClickstreamResult`` out.
+
+    Each batch is classified by one DuckDB query as it arrives and only the per-line fields
+    are kept (the raw bytes only of quarantined lines), so the input never has to be in
+    memory at once; DuckDB spills to ``temp_directory`` beyond ``memory_limit``.
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[str],
+        partition: date,
+        lateness: timedelta,
+        memory_limit: str | None = None,
+    ) -> None:
+        self.keys = np.asarray(keys, dtype=object)
+        self.sql = _classify_sql(
+            (partition - date(1970, 1, 1)).days, lateness // timedelta(microseconds=1) * 1000
+        )
+        self.rows = 0
+        self.unreadable: set[int] = set()
+        self._tmp = tempfile.TemporaryDirectory(prefix="churn-ingest-")
+        config = {"preserve_insertion_order": False, "temp_directory": self._tmp.name}
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        self.con = duckdb.connect(":memory:", config=config)
+
+    def close(self) -> None:
+        self.con.close()
+        self._tmp.cleanup()
+
+    def add(self, table: pa.Table) -> None:
+        """Classify one batch (columns kc, arr_ns, a_day, line_no, line, problem)."""
+        n = table.num_rows
+        if n == 0:
+            return
+        first = self.rows
+        table = table.add_column(0, "rid", pa.array(np.arange(first, first + n, dtype="int64")))
+        object_rows = pc.equal(table["line_no"], 0)
+        unreadable = pc.and_(
+            object_rows, pc.fill_null(pc.not_equal(table["problem"], OVER_CAP), True)
+        )
+        self.unreadable.update(table["kc"].filter(unreadable).to_pylist())
+        # Batches of one DuckDB row group let the scan run in parallel.
+        batches = pa.Table.from_batches(table.to_batches(max_chunksize=_BATCH_ROWS))
+        create = first == 0
+        self.con.register("lines_in", batches)
+        try:
+            verb = "CREATE TABLE classified AS" if create else "INSERT INTO classified"
+            self.con.execute(f"{verb} {self.sql}")
+            raw = (
+                "SELECT rid, line AS raw FROM lines_in WHERE rid IN (SELECT rid FROM classified"
+                f" WHERE rid >= {first} AND cat0 IN ({_REASONS_SQL}))"
+            )
+            verb = "CREATE TABLE quarantined_raw AS" if create else "INSERT INTO quarantined_raw"
+            self.con.execute(f"{verb} {raw}")
+        finally:
+            self.con.unregister("lines_in")
+        self.rows += n
+
+    def result(self) -> ClickstreamResult:
+        accounting = dict.fromkeys(ACCOUNTING_KEYS, 0)
+        if self.rows == 0:
+            return ClickstreamResult(empty_events(), empty_quarantine(), accounting)
+        con = self.con
+        counts = dict(con.execute("SELECT cat0, count(*) FROM classified GROUP BY cat0").fetchall())
+        objects_read = con.execute("SELECT count(DISTINCT kc) FROM classified").fetchone()[0]
+        events = _fetch_arrow(con, _EVENTS_SQL)
+        quarantine = _fetch_arrow(con, _QUARANTINE_SQL)
+
+        attributed = int(counts.pop("attributed", 0))
+        counts["valid"] = int(pc.sum(events["attributed"]).as_py() or 0)
+        counts["duplicate"] = attributed - counts["valid"]
+        unknown = set(counts) - set(LINE_CATEGORIES)
+        if unknown:  # pragma: no cover - a bug in the query, never data
+            raise AssertionError(f"unexpected line categories {unknown}")
+        accounting["lines_read"] = self.rows
+        for cat in ("valid", "duplicate", "anonymous", "other_date"):
+            accounting[cat] = int(counts.get(cat, 0))
+        for reason in QUARANTINE_REASONS:
+            accounting[f"quarantined_{reason}"] = int(counts.get(reason, 0))
+        accounting["objects_read"] = int(objects_read)
+        accounting["objects_unreadable"] = len(self.unreadable)
+        total = sum(int(counts.get(c, 0)) for c in LINE_CATEGORIES)
+        if total != self.rows:  # pragma: no cover - a bug in the query, never data
+            raise AssertionError(f"accounting does not add up: {total} != {self.rows}")
+        return ClickstreamResult(
+            events=self._events_frame(events),
+            quarantine=self._quarantine_frame(quarantine),
+            accounting=accounting,
+        )
+
+    def _located(self, tbl: pa.Table) -> dict[str, Any]:
+        return {
+            "object_key": self.keys[tbl.column("kc").to_numpy()],
+            "line_no": tbl.column("line_no").to_numpy().astype("int64"),
+            "arrival_time": _utc_series(tbl.column("arr_ns").to_numpy()),
+        }
+
+    def _events_frame(self, tbl: pa.Table) -> pd.DataFrame:
+        if tbl.num_rows == 0:
+            return empty_events()
+        frame = pd.DataFrame(
+            {
+                "event_id": _text(tbl.column("event_id")),
+                "customer_id": _text(tbl.column("customer_id")),
+                "event_type": _text(tbl.column("event_type")),
+                "event_time": _utc_series(tbl.column("ns").to_numpy()),
+                "page": _text(tbl.column("page")),
+                "element": _text(tbl.column("element")),
+                "is_subscribe": tbl.column("is_subscribe").to_numpy().astype(bool),
+                "source": _text(tbl.column("source")),
+                **self._located(tbl),
+            }
+        )
+        return frame[list(EVENT_COLUMNS)]
+
+    def _quarantine_frame(self, tbl: pa.Table) -> pd.DataFrame:
+        if tbl.num_rows == 0:
+            return empty_quarantine()
+        frame = pd.DataFrame(
+            {
+                **self._located(tbl),
+                "reason": _text(tbl.column("reason")),
+                "event_id": _text(tbl.column("event_id")),
+                "event_time": _ns_to_utc(tbl.column("ns")),
+                "raw_line": np.asarray(tbl.column("raw").to_pylist(), dtype=object),
+            }
+        )
+        return frame[list(QUARANTINE_COLUMNS)]
+
+
 def normalise_clickstream(
     lines: pd.DataFrame, partition: date, lateness: timedelta = timedelta(hours=2)
 ) -> ClickstreamResult:
     """Classify, normalise and deduplicate the lines read for ``partition`` (LANDING.md §2–4).
 
     Every line gets exactly one category. Bad lines (invalid_json, unknown_shape,
-    bad_timestamp, unknown_event_type, unreadable_object) are quarantined only when their
-    object's arrival date is ``partition``, else they are other_date. A line of event date E:
-    E == partition and arrival in the partition's window -> valid / duplicate / anonymous;
-    E != partition and arrival in E's window -> other_date; otherwise late (E before the
-    arrival date) or future (after it), quarantined only by the arrival date's partition.
-    Categories are computed from ``arrival_time`` itself, so passing objects outside the
-    window cannot mis-classify a line. See the module docstring for the field rules.
+    bad_timestamp, unknown_event_type, unreadable_object, object_over_cap) are quarantined
+    only when their object's arrival date is ``partition``, else they are other_date. A line
+    of event date E: E == partition and arrival in the partition's window -> valid /
+    duplicate / anonymous; E != partition and arrival in E's window -> other_date; otherwise
+    late (E before the arrival date) or future (after it), quarantined only by the arrival
+    date's partition. Categories are computed from ``arrival_time`` itself, so passing
+    objects outside the window cannot mis-classify a line. See the module docstring for the
+    field rules. A line_no 0 row stands for an object that was not read: its ``problem``
+    (when the column is there) is the reason, ``unreadable_object`` otherwise.
     """
-    if lateness < timedelta(0):
-        raise ValueError("lateness must not be negative")
-    if isinstance(partition, datetime):  # a datetime is a date too; keep only its date
-        partition = partition.date()
+    partition = _partition_day(partition, lateness)
     _check_lines(lines)
-    accounting = dict.fromkeys(ACCOUNTING_KEYS, 0)
-    n = len(lines)
-    if n == 0:
-        return ClickstreamResult(empty_events(), empty_quarantine(), accounting)
-
     arr_ns = _arrival_ns(lines)
-    a_day = np.floor_divide(arr_ns, _DAY_NS)
     key_codes, key_uniques = pd.factorize(lines["object_key"].to_numpy(dtype=object), sort=True)
-    line_no = lines["line_no"].to_numpy(dtype="int64")
-    raw = lines["line"].to_numpy(dtype=object)
+    problem = lines["problem"] if "problem" in lines.columns else pd.Series(None, lines.index)
     table = pa.table(
         {
-            "rid": pa.array(np.arange(n, dtype="int64")),
             "kc": pa.array(key_codes.astype("int64")),
             "arr_ns": pa.array(arr_ns),
-            "a_day": pa.array(a_day),
-            "line_no": pa.array(line_no),
-            "line": _binary_array(raw),
+            "a_day": pa.array(np.floor_divide(arr_ns, _DAY_NS)),
+            "line_no": pa.array(lines["line_no"].to_numpy(dtype="int64")),
+            "line": _binary_array(lines["line"].to_numpy(dtype=object)),
+            "problem": pa.array(_objects(problem), type=pa.string()),
         }
     )
-    # Record batches of one DuckDB row group let the scan run in parallel (one big chunk
-    # costs about twice the CPU).
-    table = pa.Table.from_batches(table.to_batches(max_chunksize=_BATCH_ROWS))
-    partition_day = (partition - date(1970, 1, 1)).days
-    lateness_ns = lateness // timedelta(microseconds=1) * 1000
-
-    con = duckdb.connect(":memory:")
+    classifier = _Classifier(list(key_uniques), partition, lateness)
     try:
-        con.register("lines_in", table)
-        con.execute(f"CREATE TEMP TABLE classified AS {_classify_sql(partition_day, lateness_ns)}")
-        counts = dict(con.execute("SELECT cat0, count(*) FROM classified GROUP BY cat0").fetchall())
-        events_df = con.execute(_EVENTS_SQL).df()
-        reasons = ", ".join(f"'{r}'" for r in QUARANTINE_REASONS)
-        quarantine_tbl = _fetch_arrow(
-            con,
-            "SELECT rid, cat0 AS reason, event_id, ms * 1000000 AS ns FROM classified"
-            f" WHERE cat0 IN ({reasons}) ORDER BY arr_ns, kc, line_no",
-        )
+        classifier.add(table)
+        return classifier.result()
     finally:
-        con.close()
+        classifier.close()
 
-    attributed = int(counts.pop("attributed", 0))
-    counts["valid"] = int(events_df["attributed"].sum())
-    counts["duplicate"] = attributed - counts["valid"]
-    unknown = set(counts) - set(LINE_CATEGORIES)
-    if unknown:  # pragma: no cover - a bug in the query, never data
-        raise AssertionError(f"unexpected line categories {unknown}")
-    accounting["lines_read"] = n
-    for cat in ("valid", "duplicate", "anonymous", "other_date"):
-        accounting[cat] = int(counts.get(cat, 0))
-    for reason in QUARANTINE_REASONS:
-        accounting[f"quarantined_{reason}"] = int(counts.get(reason, 0))
-    accounting["objects_read"] = len(key_uniques)
-    accounting["objects_unreadable"] = int(pd.unique(key_codes[line_no == 0]).size)
-    total = sum(int(counts.get(c, 0)) for c in LINE_CATEGORIES)
-    if total != n:  # pragma: no cover - a bug in the query, never data
-        raise AssertionError(f"accounting does not add up: {total} != {n}")
 
-    return ClickstreamResult(
-        events=_events_frame(events_df, lines, arr_ns),
-        quarantine=_quarantine_frame(quarantine_tbl, lines, arr_ns, raw),
-        accounting=accounting,
-    )
+def normalise_objects(
+    objects: Sequence[ObjectRef],
+    fetch: Callable[[str], bytes],
+    partition: date,
+    lateness: timedelta = timedelta(hours=2),
+    limits: ObjectLimits = DEFAULT_LIMITS,
+    *,
+    workers: int = 2,
+    batch_lines: int = 500_000,
+    memory_limit: str | None = "1GB",
+) -> ClickstreamResult:
+    """``normalise_clickstream`` of listed objects, streamed: equal results, bounded memory.
+
+    ``workers`` threads fetch, decompress and split objects (zlib and numpy release the
+    GIL) while DuckDB classifies the previous batch of about ``batch_lines`` lines. Memory
+    is the batch, the objects being read (each bounded by ``limits``) and what DuckDB keeps
+    of every line (its parsed fields, not its bytes), which spills to disk past
+    ``memory_limit``; plus the output tables.
+    """
+    partition = _partition_day(partition, lateness)
+    keys = sorted({o.key for o in objects})
+    if len(keys) != len(objects):
+        raise ValueError("object keys must be unique")
+    codes = {key: i for i, key in enumerate(keys)}
+    classifier = _Classifier(keys, partition, lateness, memory_limit)
+    try:
+        pending: list[ObjectLines] = []
+        pending_rows = 0
+        with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+            reads: deque[Future[ObjectLines]] = deque()
+            remaining = iter(objects)
+            while True:
+                while len(reads) < max(workers, 1) + 1:
+                    obj = next(remaining, None)
+                    if obj is None:
+                        break
+                    reads.append(
+                        pool.submit(
+                            read_object,
+                            obj.key,
+                            obj.arrival_time,
+                            functools.partial(fetch, obj.key),
+                            limits,
+                            obj.size,
+                        )
+                    )
+                if not reads:
+                    break
+                done = reads.popleft().result()
+                if done.rows:
+                    pending.append(done)
+                    pending_rows += done.rows
+                if pending_rows >= batch_lines:
+                    classifier.add(_lines_table(pending, codes))
+                    pending, pending_rows = [], 0
+        if pending:
+            classifier.add(_lines_table(pending, codes))
+        return classifier.result()
+    finally:
+        classifier.close()
 
 
 def _ns_to_utc(column: pa.ChunkedArray) -> pd.Series:
@@ -651,9 +908,10 @@ def _ns_to_utc(column: pa.ChunkedArray) -> pd.Series:
 
 
 def _text(column: pa.ChunkedArray) -> np.ndarray:
-    """Object array of str / None (never NaN), whatever pandas' string inference says."""
-    values = column.to_numpy(zero_copy_only=False)
-    return np.asarray(values, dtype=object)
+    """Object array of str / None (never NaN); equal strings share one object."""
+    values = column.to_pandas(deduplicate_objects=True).to_numpy(dtype=object)
+    values[pd.isna(values)] = None
+    return values
 
 
 def _objects(values: pd.Series) -> np.ndarray:
@@ -661,45 +919,3 @@ def _objects(values: pd.Series) -> np.ndarray:
     out = values.to_numpy(dtype=object)
     out[pd.isna(out)] = None
     return out
-
-
-def _events_frame(df: pd.DataFrame, lines: pd.DataFrame, arr_ns: np.ndarray) -> pd.DataFrame:
-    if df.empty:
-        return empty_events()
-    rid = df["rid"].to_numpy(dtype="int64")
-    frame = pd.DataFrame(
-        {
-            "event_id": _objects(df["event_id"]),
-            "customer_id": _objects(df["customer_id"]),
-            "event_type": _objects(df["event_type"]),
-            "event_time": _utc_series(df["ns"].to_numpy(dtype="int64")),
-            "page": _objects(df["page"]),
-            "element": _objects(df["element"]),
-            "is_subscribe": df["is_subscribe"].to_numpy(dtype=bool),
-            "source": _objects(df["source"]),
-            "object_key": lines["object_key"].to_numpy(dtype=object)[rid],
-            "line_no": lines["line_no"].to_numpy(dtype="int64")[rid],
-            "arrival_time": _utc_series(arr_ns[rid]),
-        }
-    )
-    return frame[list(EVENT_COLUMNS)]
-
-
-def _quarantine_frame(
-    tbl: pa.Table, lines: pd.DataFrame, arr_ns: np.ndarray, raw: np.ndarray
-) -> pd.DataFrame:
-    if tbl.num_rows == 0:
-        return empty_quarantine()
-    rid = tbl.column("rid").to_numpy()
-    frame = pd.DataFrame(
-        {
-            "object_key": lines["object_key"].to_numpy(dtype=object)[rid],
-            "line_no": lines["line_no"].to_numpy(dtype="int64")[rid],
-            "arrival_time": _utc_series(arr_ns[rid]),
-            "reason": _text(tbl.column("reason")),
-            "event_id": _text(tbl.column("event_id")),
-            "event_time": _ns_to_utc(tbl.column("ns")),
-            "raw_line": raw[rid],
-        }
-    )
-    return frame[list(QUARANTINE_COLUMNS)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
 BILLING_ROOT = "billing/"
@@ -16,10 +17,31 @@ CLICKSTREAM_ROOT = "clickstream/"
 SUCCESS_MARKER = "_SUCCESS"
 
 _BILLING_KEY = re.compile(r"^billing/dt=(\d{4}-\d{2}-\d{2})/([^/]+)$")
-_CLICKSTREAM_KEY = re.compile(
-    r"^clickstream/(\d{4})/(\d{2})/(\d{2})/(\d{2})/"
+_CLICKSTREAM_NAME = re.compile(
+    r"^clickstream/(?:[^/]+/)*"
     r"churn-clickstream-\d+-(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-[^/]+\.gz$"
 )
+_CLICKSTREAM_FOLDER = re.compile(r"^clickstream/(\d{4})/(\d{2})/(\d{2})/(?:(\d{2})/)?")
+
+UNRECOGNISED_NAME = "unrecognised_name"
+MISFILED = "misfiled"
+UNKNOWN_BILLING_FILE = "unknown_billing_file"
+REFUSED_LINK = "symlink"
+
+
+@dataclass(frozen=True)
+class UnreadKey:
+    """A key under the landing zone that a partition saw but did not read as data, and why.
+
+    Reasons: ``unrecognised_name`` (not the contract's naming), ``misfiled`` (a clickstream
+    object under a folder other than its name's arrival hour; ``detail`` says whether and by
+    which partition it is read), ``unknown_billing_file`` (in a billing day but neither a
+    ``part-NNNNN.csv.gz`` nor ``_SUCCESS``), ``symlink`` (the local store does not follow it).
+    """
+
+    key: str
+    reason: str
+    detail: str = ""
 
 
 def billing_day_prefix(day: date) -> str:
@@ -41,6 +63,17 @@ def is_billing_part(name: str) -> bool:
     return name.startswith("part-") and name.endswith(".csv.gz")
 
 
+def billing_day_file(key: str, day: date) -> str | None:
+    """What a key listed under ``billing/dt=day/`` is: ``"part"``, ``"success"`` or None
+    (an unknown file, including anything in a sub-folder)."""
+    parsed = parse_billing_key(key)
+    if parsed is None or parsed[0] != day:
+        return None
+    if parsed[1] == SUCCESS_MARKER:
+        return "success"
+    return "part" if is_billing_part(parsed[1]) else None
+
+
 def clickstream_day_prefix(day: date) -> str:
     return f"{CLICKSTREAM_ROOT}{day:%Y/%m/%d}/"
 
@@ -51,14 +84,71 @@ def parse_clickstream_arrival(key: str) -> datetime | None:
     Returns None for keys that do not follow the naming contract; callers report those as
     unrecognised rather than guessing a partition for them.
     """
-    match = _CLICKSTREAM_KEY.match(key)
+    match = _CLICKSTREAM_NAME.match(key)
     if match is None:
         return None
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[4:])
+    year, month, day, hour, minute, second = (int(g) for g in match.groups())
     try:
         return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
     except ValueError:
         return None
+
+
+def clickstream_folder_time(key: str) -> datetime | None:
+    """The hour a key is filed under (``clickstream/YYYY/MM/DD/HH/``; 00h when the folder
+    has no hour level), or None when it is not under a day folder."""
+    match = _CLICKSTREAM_FOLDER.match(key)
+    if match is None:
+        return None
+    year, month, day, hour = match.groups()
+    try:
+        return datetime(int(year), int(month), int(day), int(hour or 0), tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def is_filed_by_arrival(key: str, arrival: datetime) -> bool:
+    """Is the object directly under the folder of its name's arrival hour (LANDING §2)?"""
+    return key.rsplit("/", 1)[0] + "/" == f"{CLICKSTREAM_ROOT}{arrival:%Y/%m/%d/%H}/"
+
+
+LISTED_DAYS_AROUND = 1
+"""A partition lists the day folders of its window and one more on each side, so that an
+object filed under a neighbouring day (a producer's clock or path bug) is still read by the
+partition its name gives."""
+
+
+def clickstream_listing_prefixes(start: datetime, end: datetime) -> list[str]:
+    """Day prefixes a partition with arrival window [start, end) lists."""
+    around = timedelta(days=LISTED_DAYS_AROUND)
+    return clickstream_prefixes_for_window(start - around, end + around)
+
+
+def partitions_reading(arrival: datetime, lateness: timedelta) -> list[date]:
+    """The partitions whose arrival window holds ``arrival`` (one, or two in the overlap)."""
+    own = arrival.date()
+    earlier = own - timedelta(days=1)
+    start, end = clickstream_window(earlier, lateness)
+    return [earlier, own] if start <= arrival < end else [own]
+
+
+def misfiled_detail(key: str, arrival: datetime, lateness: timedelta) -> str:
+    """Where a misfiled object is read: by the partitions its name gives, if they list the
+    folder it is under; otherwise nowhere (the folder's own partition reports it)."""
+    folder = clickstream_folder_time(key)
+    readers = [
+        p
+        for p in partitions_reading(arrival, lateness)
+        if folder is not None
+        and any(
+            prefix == clickstream_day_prefix(folder.date())
+            for prefix in clickstream_listing_prefixes(*clickstream_window(p, lateness))
+        )
+    ]
+    named = f"named for arrival {arrival:%Y-%m-%d %H:%M:%S}"
+    if readers:
+        return f"{named}; read by partition(s) {', '.join(d.isoformat() for d in readers)}"
+    return f"{named}; NOT read: too far from its name's folder, move it there"
 
 
 def clickstream_window(partition: date, lateness: timedelta) -> tuple[datetime, datetime]:

@@ -7,14 +7,15 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from churn_assets.core.clickstream import ClickstreamResult, normalise_clickstream, read_lines
+from churn_assets.core.clickstream import ClickstreamResult, normalise_objects
 from churn_assets.core.sessions import customer_activity, sessionise
 from churn_assets.engines.base import ClickstreamEngine
 from churn_assets.resources.landing import ClickstreamObject, LandingZone
 
 
 class EmbeddedEngine(ClickstreamEngine):
-    """Runs the core functions in the asset's own process."""
+    """Runs the core functions in the asset's own process: objects are streamed (read on two
+    threads, classified by DuckDB in batches) under the landing zone's object caps."""
 
     def normalise(
         self,
@@ -23,8 +24,7 @@ class EmbeddedEngine(ClickstreamEngine):
         partition: date,
         lateness: timedelta,
     ) -> ClickstreamResult:
-        payloads = [(obj.key, obj.arrival_time, landing.read(obj.key)) for obj in objects]
-        return normalise_clickstream(read_lines(payloads), partition, lateness)
+        return normalise_objects(objects, landing.read, partition, lateness, landing.object_limits)
 
     def sessionise(self, events: pd.DataFrame, gap: timedelta) -> pd.DataFrame:
         return sessionise(events, gap)

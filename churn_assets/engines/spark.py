@@ -63,6 +63,7 @@ from pydantic import Field, PrivateAttr
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from churn_assets.core.bounded_read import DEFAULT_LIMITS
 from churn_assets.core.clickstream import (
     ACCOUNTING_KEYS,
     APP_EVENT_TYPES,
@@ -267,6 +268,7 @@ def _java_class(chars: str) -> str:
 _WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 _WS = _java_class(_WHITESPACE)
 _STRIP_RE = f"^{_WS}+|{_WS}+$"
+_CONTROL_RE = "[\\x{0}-\\x{1f}\\x{7f}-\\x{9f}]"
 _SUBSCRIBE_RE = f"^{_WS}*[Ss][Uu][Bb][Ss][Cc][Rr][Ii][Bb][Ee]"
 _TS_RE = (
     r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
@@ -325,6 +327,11 @@ def _jtext(value: str, source: str, path: str) -> str:
         f" THEN try_variant_get({value}, '$', 'string')"
         f" ELSE get_json_object({source}, {_q(path)}) END"
     )
+
+
+def _no_controls(text: str) -> str:
+    """SQL: ``text`` without control characters (Unicode Cc), as the embedded engine."""
+    return f"regexp_replace({text}, {_q(_CONTROL_RE)}, '')"
 
 
 def _case_map(text: str, mapping: Mapping[str, str]) -> str:
@@ -408,15 +415,18 @@ def _classify_sql(lines: str) -> str:
     ),
     s5 AS (
         SELECT {keep_v}, source,
-               {_jtext("v_id", "txt", "$.event_id")} AS event_id,
+               {_no_controls(_jtext("v_id", "txt", "$.event_id"))} AS event_id,
                CASE source WHEN 'web' THEN try_variant_get(v_event, '$', 'string')
                            WHEN 'app' THEN try_variant_get(v_type, '$', 'string') END
                  AS type_text,
                CASE WHEN source = 'web' THEN try_variant_get(v_ts, '$', 'string') END AS ts_text,
                CASE WHEN source = 'app' THEN schema_of_variant(v_ms) END AS ms_kind,
-               CASE source WHEN 'web' THEN {_jtext("v_web_cid", "txt", "$.customerId")}
-                           WHEN 'app' THEN {_jtext("v_app_cid", "txt", "$.user.customer_id")}
-               END AS cid_text,
+               {
+        _no_controls(f'''CASE source
+                 WHEN 'web' THEN {_jtext("v_web_cid", "txt", "$.customerId")}
+                 WHEN 'app' THEN {_jtext("v_app_cid", "txt", "$.user.customer_id")} END''')
+    }
+                 AS cid_text,
                CASE WHEN source = 'web' THEN schema_of_variant(v_props) END AS props_kind,
                CASE WHEN source = 'app' THEN {_jtext("v_page", "txt", "$.context.page.path")}
                END AS app_page,
@@ -656,13 +666,17 @@ def normalise_objects(
     partition: date,
     lateness: timedelta = timedelta(hours=2),
     s3_scheme: str = "s3a",
+    max_stored_bytes: int = DEFAULT_LIMITS.max_stored_bytes,
 ) -> ClickstreamResult:
     """``normalise_clickstream`` of one partition's objects on Spark (see ``normalise_many``)."""
-    return normalise_many(spark, [(objects, partition, lateness)], s3_scheme)[0]
+    return normalise_many(spark, [(objects, partition, lateness)], s3_scheme, max_stored_bytes)[0]
 
 
 def normalise_many(
-    spark: SessionSource, calls: Sequence[NormaliseCall], s3_scheme: str = "s3a"
+    spark: SessionSource,
+    calls: Sequence[NormaliseCall],
+    s3_scheme: str = "s3a",
+    max_stored_bytes: int = DEFAULT_LIMITS.max_stored_bytes,
 ) -> list[ClickstreamResult]:
     """``normalise_clickstream`` of several partitions at once, each exactly as if alone.
 
@@ -722,7 +736,9 @@ def normalise_many(
     except Exception as failure:  # Hadoop fails the job on a corrupt gzip object
         # Only then find the objects that are not complete gzip streams, with the embedded
         # engine's test (one Python call per object), and read the others again.
-        corrupt = _corrupt_objects(spark, [u for u in uris if paths[u] not in unreadable])
+        corrupt = _corrupt_objects(
+            spark, [u for u in uris if paths[u] not in unreadable], max_stored_bytes
+        )
         if not corrupt:
             raise
         if set(corrupt) - set(paths.values()):  # pragma: no cover - an unforeseen spelling
@@ -749,15 +765,20 @@ def _empty_result() -> ClickstreamResult:
     return ClickstreamResult(empty_events(), empty_quarantine(), dict.fromkeys(ACCOUNTING_KEYS, 0))
 
 
-def _corrupt_objects(spark: SparkSession, uris: list[str]) -> dict[str, bytes]:
-    """Path -> raw bytes of the objects that are not complete, valid gzip streams."""
+def _corrupt_objects(
+    spark: SparkSession, uris: list[str], max_stored_bytes: int
+) -> dict[str, bytes]:
+    """Path -> the first ``max_stored_bytes`` of each object that is not a complete, valid
+    gzip stream (what the quarantine keeps of it, as in the embedded engine)."""
     checked = (
         spark.read.format("binaryFile")
         .load(uris)
         .select(F.input_file_name().alias("path"), "content")
         .select("path", "content", _gzip_check()("content").alias("ok"))
+        .where(~F.col("ok"))
+        .select("path", F.expr(f"substring(content, 1, {int(max_stored_bytes)})").alias("head"))
     )
-    return {r["path"]: bytes(r["content"]) for r in checked.where(~F.col("ok")).collect()}
+    return {r["path"]: bytes(r["head"]) for r in checked.collect()}
 
 
 def _classified_lines(
@@ -1178,7 +1199,14 @@ class SparkEngine(ClickstreamEngine):
         lateness: timedelta,
     ) -> ClickstreamResult:
         located = [(landing.uri(o.key), o.key, o.arrival_time, o.size) for o in objects]
-        return normalise_objects(self._session, located, partition, lateness, self.s3_scheme)
+        return normalise_objects(
+            self._session,
+            located,
+            partition,
+            lateness,
+            self.s3_scheme,
+            landing.object_limits.max_stored_bytes,
+        )
 
     def sessionise(self, events: pd.DataFrame, gap: timedelta) -> pd.DataFrame:
         return sessionise_frame(self._session, events, gap)

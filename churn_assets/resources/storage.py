@@ -35,6 +35,7 @@ class ObjectStore(Protocol):
     def exists(self, key: str) -> bool: ...
     def head(self, key: str) -> StoredObject | None: ...
     def list(self, prefix: str) -> Iterator[StoredObject]: ...
+    def refused(self, prefix: str) -> list[tuple[str, str]]: ...
     def delete(self, key: str) -> None: ...
     def delete_prefix(self, prefix: str) -> None: ...
     def uri(self, key: str) -> str: ...
@@ -64,9 +65,15 @@ class LocalObjectStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def _inside(self, path: Path) -> bool:
+        return path.resolve().is_relative_to(self.root)
+
     def get(self, key: str) -> bytes:
+        path = self._path(key)
+        if not self._inside(path):  # a symlink or ".." out of the root: never read
+            raise KeyError(f"{self.uri(key)} leads outside {self.root}: not read")
         try:
-            return self._path(key).read_bytes()
+            return path.read_bytes()
         except FileNotFoundError as error:
             raise KeyError(f"{self.uri(key)} does not exist") from error
 
@@ -88,17 +95,52 @@ class LocalObjectStore:
             last_modified=datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc),
         )
 
+    def _walk(self, prefix: str) -> tuple[list[Path], list[tuple[str, str]]]:
+        """Files under ``prefix`` and the symlinks refused there, as (key, reason).
+
+        Symlinked directories are never followed; a symlinked file is read only when it
+        resolves to a file inside the root. Nothing outside the root is ever listed.
+        """
+        base = self._path(prefix) if prefix.endswith("/") else self._path(prefix).parent
+
+        def key(path: Path) -> str:
+            return path.relative_to(self.root).as_posix()
+
+        if not base.is_dir():
+            return [], []
+        if base.resolve() != base:  # the prefix itself goes through a symlinked directory
+            return [], [(prefix, "symlinked directory: not followed")]
+        files: list[Path] = []
+        refused: list[tuple[str, str]] = []
+        for folder, dirs, names in os.walk(base):  # followlinks=False
+            here = Path(folder)
+            for name in dirs:
+                if (here / name).is_symlink():
+                    refused.append((key(here / name), "symlinked directory: not followed"))
+            for name in names:
+                path = here / name
+                if name.startswith(".") and name.endswith(".tmp"):
+                    continue
+                if not path.is_symlink():
+                    files.append(path)
+                elif not self._inside(path):
+                    refused.append((key(path), "symlink to outside the landing zone: not read"))
+                elif not path.is_file():
+                    refused.append((key(path), "symlink to no file: not read"))
+                else:
+                    files.append(path)
+        files = [f for f in files if key(f).startswith(prefix)]
+        refused = [r for r in refused if r[0].startswith(prefix)]
+        return sorted(files, key=key), sorted(refused)
+
     def list(self, prefix: str) -> Iterator[StoredObject]:
         """Objects whose key starts with ``prefix``, in key order (as S3 lists them)."""
-        base = self._path(prefix) if prefix.endswith("/") else self._path(prefix).parent
-        if not base.is_dir():
-            return
-        for path in sorted(p for p in base.rglob("*") if p.is_file()):
-            if path.name.startswith(".") and path.name.endswith(".tmp"):
-                continue
-            stored = self._stored(path)
-            if stored.key.startswith(prefix):
-                yield stored
+        for path in self._walk(prefix)[0]:
+            yield self._stored(path)
+
+    def refused(self, prefix: str) -> list[tuple[str, str]]:
+        """(key, reason) of the entries under ``prefix`` that are not listed (symlinks)."""
+        return self._walk(prefix)[1]
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
@@ -163,6 +205,10 @@ class S3ObjectStore:
                     etag=item["ETag"].strip('"'),
                     last_modified=item["LastModified"],
                 )
+
+    def refused(self, prefix: str) -> list[tuple[str, str]]:
+        """S3 has no symlinks: every key is listed."""
+        return []
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
