@@ -9,8 +9,9 @@ memory, of one object is bounded by its caps whatever the object holds.
 Caps (``ObjectLimits``, configured on the landing zone resource):
 
 * ``max_bytes``: decompressed bytes per object. Kinesis Data Firehose buffers at most 128 MiB
-  before it writes an object, so the default (512 MiB) leaves room for any real producer; a
-  compressed object already larger than the cap is over it without being read.
+  before it writes an object, so the default (256 MiB) leaves room for any real producer; a
+  compressed object already larger than the cap is over it without being read. The memory
+  one object can take while it is read is about this cap (a single line must be held whole).
 * ``max_lines``: lines per object (10 million by default: a 128 MiB object of 13-byte lines);
   a bomb of newlines hits this cap after a few megabytes.
 * ``max_stored_bytes``: how much of an unreadable (not gzip) object the quarantine keeps.
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 2 << 20
 """Decompressed bytes handled at a time."""
 
 _NEWLINE = 10
@@ -38,7 +39,7 @@ _CR = 13
 class ObjectLimits:
     """Caps on what one landing object may cost (see the module docstring)."""
 
-    max_bytes: int = 512 << 20
+    max_bytes: int = 256 << 20
     max_lines: int = 10_000_000
     max_stored_bytes: int = 64 << 10
 
@@ -144,12 +145,12 @@ def split_lines(
         if chunk.find(b"\n") < 0:
             carry.append(chunk)
             continue
+        n_lines += chunk.count(b"\n")  # before any per-line array is built
+        if n_lines > limits.max_lines:
+            raise OverCap("lines", limits.max_lines, size, n_lines)
         buf = b"".join([*carry, chunk]) if carry else chunk
         arr = np.frombuffer(buf, dtype=np.uint8)
         newlines = np.flatnonzero(arr == _NEWLINE)
-        n_lines += len(newlines)
-        if n_lines > limits.max_lines:
-            raise OverCap("lines", limits.max_lines, size, n_lines)
         last = int(newlines[-1])
         carry = [buf[last + 1 :]] if last + 1 < len(buf) else []
         starts = np.empty(len(newlines), dtype=np.int64)
