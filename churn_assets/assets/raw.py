@@ -52,11 +52,11 @@ def build_raw_assets(
                 allow_retries=False,
             )
         unread = checks.unread_files_result(delivery.unread, contracts.sample_rows)
+        parts: list[tuple[str, bytes]] = []  # stays empty when a part is too large to fetch
         try:
             parts = landing.read_billing_parts(delivery)
             billing = parse_billing_day(parts, day, landing.object_limits)
         except BillingRejected as rejection:
-            parts = []
             yield unread
             yield from checks.rejected_billing_results(rejection, parts)
             raise dg.Failure(
