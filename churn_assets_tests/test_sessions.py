@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churn_assets.core import sessions as sessions_mod
 from churn_assets.core.clickstream import EVENT_COLUMNS, empty_events
 from churn_assets.core.sessions import (
     ACTIVITY_COLUMNS,
@@ -197,3 +198,36 @@ def test_short_window_has_no_earlier_part() -> None:
     assert (activity.sessions_7d.iloc[0], activity.sessions_28d.iloc[0]) == (1, 1)
     assert activity.visit_trend.iloc[0] == 1.0
     assert np.isfinite(activity["visit_trend"]).all()
+
+
+def test_presorted_events_skip_the_sort_and_give_the_same_sessions() -> None:
+    rng = np.random.default_rng(5)
+    rows = [
+        (
+            f"C{rng.integers(0, 40)}",
+            str(t("2026-03-01T00:00") + pd.Timedelta(minutes=int(rng.integers(0, 1440)))),
+            str(rng.choice(["click", "hover", "page_view", "support_contact"])),
+            bool(rng.random() < 0.3),
+            f"e{rng.integers(0, 50)}-{i}",
+        )
+        for i in range(400)
+    ]
+    shuffled = events(*rows)
+    ordered = shuffled.sort_values(["customer_id", "event_time", "event_id"], ignore_index=True)
+    assert sessions_mod._in_session_order(
+        ordered["customer_id"].to_numpy(object),
+        ordered["event_time"].astype("int64").to_numpy(),
+        ordered["event_id"].to_numpy(object),
+    )
+    assert not sessions_mod._in_session_order(
+        shuffled["customer_id"].to_numpy(object),
+        shuffled["event_time"].astype("int64").to_numpy(),
+        shuffled["event_id"].to_numpy(object),
+    )
+    pd.testing.assert_frame_equal(sessionise(ordered), sessionise(shuffled), check_exact=True)
+    # A null event_id (never sorted by comparison) takes the sorting path, same result.
+    with_null = ordered.copy()
+    with_null.loc[0, "event_id"] = None
+    pd.testing.assert_frame_equal(
+        sessionise(with_null), sessionise(with_null.iloc[::-1]), check_exact=True
+    )

@@ -113,6 +113,26 @@ def _utc(ns: np.ndarray) -> pd.Series:
     )
 
 
+def _in_session_order(customers: np.ndarray, ns: np.ndarray, event_ids: np.ndarray) -> bool:
+    """Are the rows already ordered by (customer_id, event_time, event_id), all ids set?
+
+    Vectorised comparisons of neighbours (code point order, as the sort would give);
+    a null id or anything that is not a string means "no" (the sort handles those).
+    """
+    if len(ns) < 2:
+        return True
+    try:
+        same = customers[1:] == customers[:-1]
+        if not (same | (customers[1:] > customers[:-1])).all():
+            return False
+        tie = same & (ns[1:] == ns[:-1])
+        if not (~same | (ns[1:] >= ns[:-1])).all():
+            return False
+        return bool((~tie | (event_ids[1:] >= event_ids[:-1])).all())
+    except TypeError:  # a None or a non-string id
+        return False
+
+
 def sessionise(events: pd.DataFrame, gap: timedelta = timedelta(minutes=30)) -> pd.DataFrame:
     """One row per session of the attributed events (see the module docstring for the rules).
 
@@ -128,21 +148,30 @@ def sessionise(events: pd.DataFrame, gap: timedelta = timedelta(minutes=30)) -> 
     ]
     if attributed.empty:
         return empty_sessions()
-    # Sort on integer codes (factorize with sort=True keeps the code point order of the ids):
-    # much cheaper than sorting the object columns themselves.
-    customer_codes = pd.factorize(attributed["customer_id"].to_numpy(dtype=object), sort=True)[0]
-    event_codes = pd.factorize(attributed["event_id"].to_numpy(dtype=object), sort=True)[0]
-    event_codes = np.where(event_codes < 0, np.iinfo("int64").max, event_codes)  # nulls last
+    raw_customers = attributed["customer_id"].to_numpy(dtype=object)
+    raw_events = attributed["event_id"].to_numpy(dtype=object)
     raw_ns = _utc_ns(attributed["event_time"])
-    order = np.lexsort((event_codes, raw_ns, customer_codes))
+    if _in_session_order(raw_customers, raw_ns, raw_events):
+        # normalise_clickstream's events already are: no sort (the big cost on a large day).
+        order = np.arange(len(raw_ns))
+        customers = raw_customers
+        changed = customers[1:] != customers[:-1]
+    else:
+        # Sort on integer codes (factorize with sort=True keeps the code point order of the
+        # ids): much cheaper than sorting the object columns themselves.
+        customer_codes = pd.factorize(raw_customers, sort=True)[0]
+        event_codes = pd.factorize(raw_events, sort=True)[0]
+        event_codes = np.where(event_codes < 0, np.iinfo("int64").max, event_codes)  # nulls last
+        order = np.lexsort((event_codes, raw_ns, customer_codes))
+        codes = customer_codes[order]
+        customers = raw_customers[order]
+        changed = codes[1:] != codes[:-1]
     ns = raw_ns[order]
-    codes = customer_codes[order]
-    customers = attributed["customer_id"].to_numpy(dtype=object)[order]
     day = np.floor_divide(ns, _DAY_NS)
     gap_ns = gap // timedelta(microseconds=1) * 1000
 
     new = np.ones(len(order), dtype=bool)
-    new[1:] = (codes[1:] != codes[:-1]) | (day[1:] != day[:-1]) | (np.diff(ns) > gap_ns)
+    new[1:] = changed | (day[1:] != day[:-1]) | (np.diff(ns) > gap_ns)
     starts = np.flatnonzero(new)
     ends = np.append(starts[1:], len(order)) - 1
 
