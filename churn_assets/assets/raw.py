@@ -19,6 +19,7 @@ from churn_assets.core.landing_layout import (
 from churn_assets.engines.base import ClickstreamEngine
 from churn_assets.metadata import markdown_table, numbers, table_metadata
 from churn_assets.partitions import GraphPartitions, partition_date
+from churn_assets.resources.contracts import RawContracts
 from churn_assets.resources.landing import LandingZone
 from churn_assets.resources.warehouse import ParquetWarehouse
 from churn_assets.settings import PipelineSettings
@@ -33,13 +34,14 @@ def build_raw_assets(
         partitions_def=partitions.daily,
         group_name="raw",
         kinds={"pandas", "csv"},
-        check_specs=checks.raw_billing_specs(partitions.daily, contracts),
+        check_specs=checks.raw_billing_specs(partitions.daily),
         description="The typed, validated CRM accounts snapshot of day D (billing/dt=D/).",
     )
     def raw_billing(
         context: dg.AssetExecutionContext,
         landing: LandingZone,
         io_manager: dg.ResourceParam[ParquetWarehouse],
+        raw_contracts: RawContracts,
     ) -> Iterator:
         day = partition_date(context)
         delivery = landing.billing_delivery(day)
@@ -70,6 +72,7 @@ def build_raw_assets(
             warehouse=io_manager,
             first_day=settings.history_start,
             contracts=contracts,
+            raw_contracts=raw_contracts,
         )
         blocked = checks.failed_blocking(results, context.assets_def.check_specs)
         if blocked:  # like a rejected day: not materialized, so nothing downstream reads it
@@ -109,7 +112,7 @@ def build_raw_assets(
         partitions_def=partitions.daily,
         group_name="raw",
         kinds={"duckdb", "json"},
-        check_specs=checks.raw_clickstream_specs(partitions.daily, contracts),
+        check_specs=checks.raw_clickstream_specs(partitions.daily),
         description=(
             "Normalised, deduplicated clickstream events of event date D, plus the quarantine "
             "of bad records with reasons; reads objects arriving from D 00h to the end of the "
@@ -117,7 +120,10 @@ def build_raw_assets(
         ),
     )
     def raw_clickstream(
-        context: dg.AssetExecutionContext, landing: LandingZone, engine: ClickstreamEngine
+        context: dg.AssetExecutionContext,
+        landing: LandingZone,
+        engine: ClickstreamEngine,
+        raw_contracts: RawContracts,
     ) -> Iterator:
         day = partition_date(context)
         start, end = clickstream_window(day, settings.lateness)
@@ -135,6 +141,7 @@ def build_raw_assets(
             data_version=dg.DataVersion(window),
             metadata=table_metadata(result.events)
             | numbers(accounting)
+            | numbers(checks.clickstream_shares(accounting))
             | numbers(
                 {
                     "attributed_customers": int(result.events["customer_id"].nunique()),
@@ -149,7 +156,13 @@ def build_raw_assets(
             },
         )
         yield from checks.raw_clickstream_results(
-            context, result, listing, day=day, first_day=settings.history_start, contracts=contracts
+            context,
+            result,
+            listing,
+            day=day,
+            first_day=settings.history_start,
+            contracts=contracts,
+            raw_contracts=raw_contracts,
         )
 
     return [raw_billing, raw_clickstream]
