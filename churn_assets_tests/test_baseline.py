@@ -139,9 +139,14 @@ def test_a_contracts_file_overrides_single_fields_and_rejects_unknown_ones(tmp_p
     assert contracts.quarantine_share.min_margin == RawContracts().quarantine_share.min_margin
     assert contracts.tolerance("quarantine_share").bound == 0.4
     assert contracts_for({}) == RawContracts()
-    path.write_text("quarantine_shares:\n  ceiling: 0.4\n")
-    with pytest.raises(ValueError, match="quarantine_shares"):
-        contracts_for({CONTRACTS_FILE_VARIABLE: str(path)})
+    for misspelt, name in [
+        ("quarantine_shares:\n  ceiling: 0.4\n", "quarantine_shares"),
+        ("history_dayz: 14\n", "history_dayz"),
+        ("events:\n  min_dorp: 0.5\n", "events.min_dorp"),
+    ]:
+        path.write_text(misspelt)
+        with pytest.raises(ValueError, match=name):
+            contracts_for({CONTRACTS_FILE_VARIABLE: str(path)})
 
 
 def test_the_resource_of_every_environment_carries_the_file(tmp_path) -> None:

@@ -111,6 +111,14 @@ class RawContracts(dg.ConfigurableResource):
         if not isinstance(values, dict):
             raise ValueError("a contracts file holds a mapping of thresholds")
         defaults = cls().model_dump()
+        unknown = sorted(set(values) - set(defaults)) + [
+            f"{name}.{key}"
+            for name, value in values.items()
+            if isinstance(value, dict) and isinstance(defaults.get(name), dict)
+            for key in sorted(set(value) - set(defaults[name]))
+        ]
+        if unknown:
+            raise ValueError(f"unknown thresholds {unknown}; known: {sorted(defaults)}")
         merged = {
             name: {**defaults[name], **value}
             if isinstance(value, dict) and isinstance(defaults.get(name), dict)
