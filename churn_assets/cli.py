@@ -8,12 +8,19 @@ import shutil
 import sys
 import time
 import warnings
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from churn_assets import contracts, s3_demo
-from churn_assets.core.generator import GeneratorConfig, generate_landing, parse_fault
+from churn_assets.core.generator import (
+    BAD_LINE_REASONS,
+    GeneratorConfig,
+    MessProfile,
+    generate_landing,
+    parse_fault,
+)
 from churn_assets.resources.storage import LocalObjectStore
 
 if TYPE_CHECKING:
@@ -31,6 +38,28 @@ def write_landing(out: str, config: GeneratorConfig) -> object:
     return generate_landing(store.put, config, delete=store.delete)
 
 
+def mess_profile(args: argparse.Namespace) -> MessProfile:
+    """The generator's mess profile from ``--bad-lines``, ``--bad-line REASON=SHARE``, ..."""
+    mess = MessProfile()
+    if args.bad_lines is not None:
+        mess = mess.with_bad_lines(args.bad_lines)
+    per_reason: dict[str, float] = {}
+    for text in args.bad_line:
+        reason, _, share = text.partition("=")
+        if reason.strip() not in BAD_LINE_REASONS or not share:
+            raise SystemExit(
+                f"--bad-line {text!r}: expected REASON=SHARE, REASON one of "
+                f"{', '.join(BAD_LINE_REASONS)}"
+            )
+        per_reason[reason.strip()] = float(share)
+    shares = {
+        name: getattr(args, name)
+        for name in ("duplicates", "late", "anonymous", "burst")
+        if getattr(args, name) is not None
+    }
+    return replace(mess, **per_reason, **shares)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     config = GeneratorConfig(
         start=args.start,
@@ -38,6 +67,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         customers=args.customers,
         seed=args.seed,
         faults=tuple(parse_fault(f) for f in args.fault),
+        mess=mess_profile(args),
     )
     started = time.perf_counter()
     summary = write_landing(args.out, config)
@@ -131,6 +161,23 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--fault", action="append", default=[], help="KIND:YYYY-MM-DD, repeatable"
     )
+    mess = generate.add_argument_group(
+        "mess profile", "shares of the everyday mess of the clickstream (0.02 = 2%)"
+    )
+    mess.add_argument(
+        "--bad-lines", type=float, help="bad lines in all, default mix of reasons (~0.02)"
+    )
+    mess.add_argument(
+        "--bad-line",
+        action="append",
+        default=[],
+        metavar="REASON=SHARE",
+        help=f"one reason's share, repeatable ({', '.join(BAD_LINE_REASONS)})",
+    )
+    mess.add_argument("--duplicates", type=float, help="attributed events delivered twice")
+    mess.add_argument("--late", type=float, help="events arriving after their window")
+    mess.add_argument("--anonymous", type=float, help="events without a customer id")
+    mess.add_argument("--burst", type=float, help="extra bad lines of a bad_lines_burst day")
     generate.set_defaults(func=cmd_generate)
 
     demo = sub.add_parser("demo", help="generate a history and materialize the whole graph")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the CLI imports this module to build its parser: keep that light
     import dagster as dg
 
+    from churn_assets.resources.contracts import RawContracts
     from churn_assets.runner import StepOutcome
     from churn_assets.settings import PipelineSettings
 
@@ -163,7 +164,12 @@ def summary_line(result: ContractReport) -> str:
 # running ----------------------------------------------------------------------------------
 
 
-def local_resources(landing_url: str, warehouse_url: str, models_url: str) -> dict[str, Any]:
+def local_resources(
+    landing_url: str,
+    warehouse_url: str,
+    models_url: str,
+    raw_contracts: RawContracts | None = None,
+) -> dict[str, Any]:
     """The local environment's resources at the given locations (embedded engine)."""
     from churn_assets.engines.embedded import EmbeddedEngine
     from churn_assets.environments import storage_resources
@@ -173,6 +179,7 @@ def local_resources(landing_url: str, warehouse_url: str, models_url: str) -> di
         warehouse_url=warehouse_url,
         model_store_url=models_url,
         engine=EmbeddedEngine(),
+        contracts=raw_contracts,
     )
 
 
@@ -232,6 +239,7 @@ def run_contracts(
     instance: dg.DagsterInstance | None = None,
     on_step: Any = None,
     gate: str = "all",
+    raw_contracts: RawContracts | None = None,
 ) -> tuple[ContractReport, list[StepOutcome]]:
     """Materialize ``days`` against ``instance`` (a temporary one by default) and report."""
     import dagster as dg
@@ -239,7 +247,9 @@ def run_contracts(
     from churn_assets.definitions import build_definitions
     from churn_assets.runner import run_days
 
-    resources = local_resources(landing_url, str(workdir / "warehouse"), str(workdir / "models"))
+    resources = local_resources(
+        landing_url, str(workdir / "warehouse"), str(workdir / "models"), raw_contracts
+    )
     defs = build_definitions(settings=settings, resources=resources)
     if instance is not None:
         outcomes = run_days(defs, instance, settings, days, on_step=on_step)
@@ -267,6 +277,11 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--start", type=date.fromisoformat, help="first day (YYYY-MM-DD)")
     parser.add_argument("--end", type=date.fromisoformat, help="last day, included")
     parser.add_argument("--landing", help="landing zone: a directory or s3://bucket/prefix")
+    parser.add_argument(
+        "--contracts",
+        help="YAML thresholds of the raw layer's checks (default: $CHURN_CONTRACTS_FILE, "
+        "else the defaults; see contracts.yaml)",
+    )
     parser.add_argument(
         "--sample",
         action="store_true",
@@ -314,10 +329,22 @@ def settings_from(args: Any, start: date) -> PipelineSettings:
     return replace(PipelineSettings(history_start=history_start), **overrides)
 
 
+def raw_contracts_from(args: Any) -> RawContracts:
+    """``--contracts FILE``, else the environment's file, else the defaults."""
+    import os
+
+    from churn_assets.resources.contracts import CONTRACTS_FILE_VARIABLE, RawContracts
+
+    source = args.contracts or os.environ.get(CONTRACTS_FILE_VARIABLE)
+    print(f"Raw-layer thresholds: {source or 'the defaults (as in contracts.yaml)'}")
+    return RawContracts.from_file(source) if source else RawContracts()
+
+
 def check_command(args: Any) -> int:
     """Run ``churn-assets check``; returns the exit code (1 when an ERROR check failed)."""
     import dagster as dg
 
+    raw_contracts = raw_contracts_from(args)
     with temporary_workdir() as scratch:
         workdir = Path(args.workdir) if args.workdir else Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -348,10 +375,18 @@ def check_command(args: Any) -> int:
             home.mkdir(exist_ok=True)
             with dg.DagsterInstance.local_temp(str(home)) as instance:
                 result, _ = run_contracts(
-                    settings, days_to_run, landing, workdir, instance, gate=args.gate
+                    settings,
+                    days_to_run,
+                    landing,
+                    workdir,
+                    instance,
+                    gate=args.gate,
+                    raw_contracts=raw_contracts,
                 )
         else:
-            result, _ = run_contracts(settings, days_to_run, landing, workdir, gate=args.gate)
+            result, _ = run_contracts(
+                settings, days_to_run, landing, workdir, gate=args.gate, raw_contracts=raw_contracts
+            )
     print(format_table(result.rows, failures_only=args.failures_only))
     for problem in result.problems:
         print(f"step failed without a failing check: {problem.assets}[{problem.partition}]")

@@ -16,6 +16,7 @@ from dagster_aws.s3 import S3Resource
 
 from churn_assets.engines.base import ClickstreamEngine
 from churn_assets.engines.embedded import EmbeddedEngine
+from churn_assets.resources.contracts import CONTRACTS_FILE_VARIABLE, RawContracts
 from churn_assets.resources.landing import LandingZone
 from churn_assets.resources.model_store import ModelIOManager, ModelStore
 from churn_assets.resources.warehouse import ParquetWarehouse
@@ -56,6 +57,7 @@ def storage_resources(
     engine: ClickstreamEngine,
     pinned_version: Any = "",
     s3: S3Resource | None = None,
+    contracts: RawContracts | None = None,
 ) -> dict[str, Any]:
     """The full resource dictionary for given locations (tests build theirs with this too)."""
     s3 = s3 or S3Resource()
@@ -66,6 +68,7 @@ def storage_resources(
         "model_store": model_store,
         "model_io_manager": ModelIOManager(model_store=model_store),
         "engine": engine,
+        "raw_contracts": contracts or RawContracts(),
     }
 
 
@@ -81,4 +84,11 @@ def resources_for(environment: str, env: Mapping[str, str]) -> dict[str, Any]:
         model_store_url=_setting(env, "CHURN_MODEL_STORE_URL", required),
         engine=build_engine(engine_kind, _setting(env, "CHURN_SPARK_MASTER", required)),
         pinned_version=_setting(env, "CHURN_SERVING_MODEL", False),
+        contracts=contracts_for(env),
     )
+
+
+def contracts_for(env: Mapping[str, str]) -> RawContracts:
+    """The raw layer's thresholds: the defaults, or the YAML file ``CHURN_CONTRACTS_FILE``."""
+    path = env.get(CONTRACTS_FILE_VARIABLE)
+    return RawContracts.from_file(path) if path else RawContracts()

@@ -17,21 +17,13 @@ from churn_assets.core.tuning import TuningConfig
 
 @dataclass(frozen=True)
 class ContractSettings:
-    """Thresholds of the data contracts. Defaults suit production; tests may tighten them.
+    """Fixed thresholds of the data contracts. Defaults suit production; tests may tighten them.
 
-    Shares are fractions (0.01 = 1%). Volume checks compare a day with the median of the
-    materialized days among the ``volume_window_days`` before it; with fewer than
-    ``volume_min_history_days`` of them there is nothing to compare with and they pass.
+    The raw layer's volume and share thresholds are judged against each stream's own history
+    and can be changed without a code change: they are the ``RawContracts`` resource
+    (``churn_assets/resources/contracts.py``), not settings.
     """
 
-    quarantine_share_limit: float = 0.01
-    duplicate_share_limit: float = 0.05
-    late_share_limit: float = 0.01
-    clickstream_max_drop_share: float = 0.3
-    billing_max_drop_share: float = 0.1
-    volume_window_days: int = 7
-    volume_min_history_days: int = 2
-    clickstream_weekly_seasonality: bool = True
     previous_billing_lookback_days: int = 7
     monthly_churn_rate_bounds: tuple[float, float] = (0.005, 0.5)
     churn_rate_p_value: float = 0.001

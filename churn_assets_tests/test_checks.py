@@ -21,7 +21,6 @@ from churn_assets.checks.common import (
     result,
     spec,
     trailing_days,
-    volume_verdict,
 )
 from churn_assets.checks.derived import (
     active_customer_differences,
@@ -57,6 +56,7 @@ from churn_assets.core.clickstream import (
 )
 from churn_assets.core.features import FEATURE_COLUMNS
 from churn_assets.core.landing_layout import UNRECOGNISED_NAME, UnreadKey
+from churn_assets.resources.contracts import RawContracts
 from churn_assets.resources.warehouse import ParquetWarehouse
 
 DAY = date(2026, 3, 11)  # a Wednesday
@@ -85,29 +85,6 @@ def test_trailing_days_stop_at_the_start_of_history() -> None:
     ]
 
 
-def test_volume_compares_with_days_of_the_same_kind() -> None:
-    # Weekdays ~1000, weekend ~450: a Saturday at 450 is normal, a Wednesday at 450 is not.
-    def traffic(day: date) -> dict[date, float]:
-        earlier = [day - timedelta(days=i) for i in range(1, 8)]
-        return {d: 450.0 if d.weekday() >= 5 else 1000.0 for d in earlier}
-
-    week = traffic(DAY)
-    saturday = date(2026, 3, 14)
-    sat_history = traffic(saturday)
-    assert volume_verdict(450, sat_history, saturday, 0.3, 2, weekly_seasonality=True).passed
-    wednesday = volume_verdict(450, week, DAY, 0.3, 2, weekly_seasonality=True)
-    assert not wednesday.passed and wednesday.baseline == 1000.0
-    assert wednesday.ratio == pytest.approx(0.45)
-    # Without the seasonality the plain median is a weekday's, and the Saturday would fail.
-    assert not volume_verdict(450, sat_history, saturday, 0.3, 2).passed
-    assert volume_verdict(700, week, DAY, 0.3, 2, weekly_seasonality=True).passed  # exactly 70%
-
-
-def test_volume_without_enough_history_passes_and_says_so() -> None:
-    verdict = volume_verdict(1, {DAY - timedelta(days=1): 1000.0}, DAY, 0.3, 2)
-    assert verdict.passed and verdict.baseline is None and verdict.history_days == 1
-
-
 def test_failed_blocking_only_counts_blocking_error_failures() -> None:
     specs = [spec("a", "x", None, True, ""), spec("a", "y", None, False, "")]
     results = [result("x", False, ERROR, {}), result("y", False, ERROR, {})]
@@ -119,7 +96,7 @@ def test_failed_blocking_only_counts_blocking_error_failures() -> None:
 def test_contract_settings_come_from_the_pipeline_settings() -> None:
     from churn_assets.settings import PipelineSettings
 
-    custom = ContractSettings(quarantine_share_limit=0.5)
+    custom = ContractSettings(sample_rows=3)
     assert contract_settings(PipelineSettings()) == ContractSettings()
     assert contract_settings(PipelineSettings(contracts=custom)) is custom
 
@@ -241,7 +218,7 @@ def test_raw_billing_results_on_a_clean_and_a_truncated_day(tmp_path) -> None:
         warehouse.partition_prefix(["raw_billing"], yesterday.isoformat()), "v1", previous
     )
     with dg.DagsterInstance.ephemeral() as instance:
-        for back in range(1, 4):
+        for back in range(1, 6):
             instance.report_runless_asset_event(
                 dg.AssetMaterialization(
                     "raw_billing",
@@ -262,7 +239,10 @@ def test_raw_billing_results_on_a_clean_and_a_truncated_day(tmp_path) -> None:
             )
         )
         assert all(r.passed for r in clean.values()), {k: r.passed for k, r in clean.items()}
-        assert meta(clean["volume_vs_trailing_median"], "accounts_trailing_median") == 20.0
+        volume = clean["volume_vs_trailing_median"]
+        assert meta(volume, "accounts_baseline") == 20.0
+        assert meta(volume, "accounts_history_days") == 5
+        assert meta(volume, "accounts_settings") == RawContracts().in_force("billing_accounts")
         # A truncated extract: half the accounts.
         half_parts = [csv_part([billing_row(c) for c in ids[:10]])]
         half = by_name(
@@ -343,34 +323,93 @@ class Listing:
     unread = (UnreadKey(unrecognised_keys[0], UNRECOGNISED_NAME, "not read"),)
 
 
-def test_clickstream_checks_separate_bad_records_from_late_ones() -> None:
-    with dg.DagsterInstance.ephemeral() as instance:
-        context = dg.build_asset_context(instance=instance, partition_key=DAY.isoformat())
-        late = by_name(
-            raw_clickstream_results(
-                context, clickstream_result(1000, 100, {"late": 300}), Listing()
+def record_clickstream_days(instance: dg.DagsterInstance, days: int, bad: int) -> None:
+    """``days`` materialized days before DAY, each with ``bad`` invalid lines of ~1,100."""
+    for back in range(1, days + 1):
+        counts = clickstream_result(1000, 100, {"invalid_json": bad}).accounting
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                "raw_clickstream",
+                partition=(DAY - timedelta(days=back)).isoformat(),
+                metadata={**counts, "attributed_customers": 5},
             )
         )
-        bad = by_name(
-            raw_clickstream_results(
-                context,
-                clickstream_result(1000, 100, {"invalid_json": 30, "bad_timestamp": 1}),
-                Listing(),
-            )
+
+
+def clickstream_checks(
+    instance: dg.DagsterInstance, outcome: ClickstreamResult
+) -> dict[str, dg.AssetCheckResult]:
+    context = dg.build_asset_context(instance=instance, partition_key=DAY.isoformat())
+    return by_name(raw_clickstream_results(context, outcome, Listing(), first_day=date(2026, 1, 1)))
+
+
+def test_clickstream_checks_separate_bad_records_from_late_ones() -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        record_clickstream_days(instance, 7, bad=2)
+        late = clickstream_checks(instance, clickstream_result(1000, 100, {"late": 300}))
+        bad = clickstream_checks(
+            instance, clickstream_result(1000, 100, {"invalid_json": 30, "bad_timestamp": 1})
         )
     # 300 late lines: a warning with their event date, the day itself is not blocked.
     assert late["quarantine_share"].passed
     assert not late["late_events"].passed and late["late_events"].severity == WARN
     assert "2026-03-09" in str(meta(late["late_events"], "late_by_event_date"))
-    # 31 bad records of 1,136 lines: above 1%, blocking; the sample shows the raw line.
-    assert not bad["quarantine_share"].passed and bad["quarantine_share"].severity == ERROR
-    assert meta(bad["quarantine_share"], "bad_records") == 31
-    assert '{"oops' in str(meta(bad["quarantine_share"], "quarantined_sample"))
+    # 31 bad records of 1,136 lines against ~0.2% on the 7 days before: blocking; the
+    # metadata explains the verdict and the sample shows the raw line.
+    share = bad["quarantine_share"]
+    assert not share.passed and share.severity == ERROR
+    assert meta(share, "bad_records") == 31
+    assert meta(share, "quarantine_share") == pytest.approx(31 / 1136)
+    assert meta(share, "quarantine_share_baseline") == pytest.approx(2 / 1107)
+    assert meta(share, "quarantine_share_margin") == pytest.approx(0.01)  # the minimum margin
+    assert meta(share, "quarantine_share_ceiling") == 0.25
+    assert meta(share, "quarantine_share_history_days") == 7
+    assert meta(share, "quarantine_share_settings") == RawContracts().in_force("quarantine_share")
+    assert "2026-03-10" in str(meta(share, "history"))
+    assert "beyond the margin" in (share.description or "")
+    assert '{"oops' in str(meta(share, "quarantined_sample"))
     assert bad["row_accounting"].passed and bad["late_events"].passed
+    assert bad["anonymous_share"].passed and bad["volume_vs_trailing_median"].passed
     assert not bad["unread_landing_files"].passed
-    # No earlier day was materialized: nothing to compare the volume with.
-    assert bad["volume_vs_trailing_median"].passed
     assert meta(bad["duplicate_share"], "duplicates") == 2
+
+
+def test_a_steady_share_passes_whatever_its_level() -> None:
+    """Another producer's steady 3% of bad lines is its normal state: it passes."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        record_clickstream_days(instance, 7, bad=34)
+        same = clickstream_checks(instance, clickstream_result(1000, 100, {"invalid_json": 36}))
+        burst = clickstream_checks(instance, clickstream_result(1000, 100, {"invalid_json": 90}))
+    assert same["quarantine_share"].passed
+    assert meta(same["quarantine_share"], "quarantine_share_baseline") == pytest.approx(34 / 1139)
+    assert not burst["quarantine_share"].passed
+
+
+def test_without_history_only_the_ceiling_applies() -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        record_clickstream_days(instance, 2, bad=2)
+        high = clickstream_checks(instance, clickstream_result(1000, 100, {"invalid_json": 150}))
+        broken = clickstream_checks(instance, clickstream_result(1000, 100, {"invalid_json": 500}))
+    assert high["quarantine_share"].passed  # 12%: too little history to call it a change
+    assert "too few for a baseline" in (high["quarantine_share"].description or "")
+    assert meta(high["quarantine_share"], "quarantine_share_history_days") == 2
+    assert not broken["quarantine_share"].passed  # 31%: above the 25% ceiling
+    assert "ceiling" in (broken["quarantine_share"].description or "")
+
+
+def test_a_jump_of_anonymous_records_blocks_and_a_lost_day_blocks_on_volume() -> None:
+    with dg.DagsterInstance.ephemeral() as instance:
+        record_clickstream_days(instance, 7, bad=2)
+        lost_ids = clickstream_checks(instance, clickstream_result(500, 600, {}))
+        quiet = clickstream_checks(instance, clickstream_result(200, 20, {}))
+    anonymous = lost_ids["anonymous_share"]
+    assert not anonymous.passed and anonymous.severity == ERROR
+    assert meta(anonymous, "anonymous_share_baseline") == pytest.approx(100 / 1102)
+    volume = quiet["volume_vs_trailing_median"]
+    assert not volume.passed and volume.severity == ERROR
+    assert meta(volume, "events_ratio") == pytest.approx(0.2)
+    assert meta(volume, "events_baseline") == 1000 and meta(volume, "customers_baseline") == 5
+    assert quiet["anonymous_share"].passed
 
 
 # sessions ---------------------------------------------------------------------------------

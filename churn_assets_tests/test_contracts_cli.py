@@ -134,37 +134,48 @@ def test_sample_runs_the_graph_and_passes(
     assert (tmp_path / "dagster_home").is_dir()
 
 
-def test_a_faulted_landing_fails_and_names_the_check(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    landing = tmp_path / "landing"
+@pytest.fixture(scope="module")
+def burst_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six days whose fourth has a burst of 3,000 malformed lines (most of its lines)."""
+    landing = tmp_path_factory.mktemp("burst") / "landing"
     store = LocalObjectStore(landing)
-    bad_day = START + timedelta(days=3)
     config = GeneratorConfig(
-        start=START, days=DAYS, customers=150, seed=5, faults=(Fault("malformed_burst", bad_day),)
+        start=START, days=DAYS, customers=150, seed=5, faults=(Fault("malformed_burst", BURST),)
     )
     generate_landing(store.put, config, delete=store.delete)
-    end = (START + timedelta(days=DAYS - 1)).isoformat()
-    code = main(
-        [
-            "check",
-            "--start",
-            START.isoformat(),
-            "--end",
-            end,
-            "--landing",
-            str(landing),
-            "--failures-only",
-            *SMALL,
-        ]
-    )
+    return landing
+
+
+BURST = START + timedelta(days=3)
+RANGE = ["--start", START.isoformat(), "--end", (START + timedelta(days=DAYS - 1)).isoformat()]
+
+
+def test_a_faulted_landing_fails_and_names_the_check(
+    burst_landing: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["check", *RANGE, "--landing", str(burst_landing), "--failures-only", *SMALL])
     out = capsys.readouterr().out
     assert code == 1
     failing = [line.split() for line in out.splitlines() if line.startswith("raw_clickstream")]
-    assert ["raw_clickstream", "quarantine_share", bad_day.isoformat(), "ERROR", "NO"] in [
+    assert ["raw_clickstream", "quarantine_share", BURST.isoformat(), "ERROR", "NO"] in [
         f[:5] for f in failing
     ]
     assert "FAILED: an ERROR check failed" in out
+    assert "Raw-layer thresholds: the defaults" in out
+
+
+def test_the_operators_thresholds_file_is_in_force(
+    burst_landing: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A producer whose bursts are normal: its operator raises the ceiling and the margin."""
+    thresholds = tmp_path / "contracts.yaml"
+    thresholds.write_text("quarantine_share:\n  ceiling: 0.99\n  min_margin: 0.99\n")
+    args = ["check", *RANGE, "--landing", str(burst_landing), "--contracts", str(thresholds)]
+    code = main([*args, "--failures-only", *SMALL])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"Raw-layer thresholds: {thresholds}" in out
+    assert "quarantine_share" not in out  # no failure to list
 
 
 def test_a_range_needs_a_landing_zone(capsys: pytest.CaptureFixture[str]) -> None:

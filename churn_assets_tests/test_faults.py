@@ -334,9 +334,13 @@ def test_a_clean_history_passes_every_check(clean: Run) -> None:
         "volume_vs_trailing_median",
     }
     assert per_day["features"] >= {"active_customers_exactly", "schema_matches_serving_model"}
-    # The volume checks really compared: from the third weekday on there is a median.
-    volume = clean.check("raw_clickstream", "volume_vs_trailing_median", day(3))
-    assert value(volume, "events_history_days") == 3 and 0.7 < value(volume, "events_ratio") < 1.5  # type: ignore[operator]
+    # The volume checks really compared: from the sixth weekday on there is a baseline (five
+    # earlier weekdays); the history-based share checks too.
+    volume = clean.check("raw_clickstream", "volume_vs_trailing_median", day(7))
+    assert value(volume, "events_history_days") == 5 and 0.7 < value(volume, "events_ratio") < 1.5  # type: ignore[operator]
+    share = clean.check("raw_clickstream", "quarantine_share", day(7))
+    assert value(share, "quarantine_share_history_days") == 7
+    assert 0.01 < value(share, "quarantine_share_baseline") < 0.03  # type: ignore[operator]
     labels = [k for k in clean.checks if k[0] == "labels"]
     assert len(labels) == CLEAN_DAYS - SETTINGS.label_maturity_days
 
@@ -446,7 +450,10 @@ def test_a_volume_drop_is_blocking(faulted: Run, kind: str) -> None:
     else:
         assert 0.3 < value(volume, "customers_ratio") < 0.7  # type: ignore[operator]
     clickstream_failures = {c for a, c in faulted.failed(d) if a == "raw_clickstream"}
-    assert clickstream_failures == {"volume_vs_trailing_median"}
+    # Half the customers silent also doubles the share of anonymous records (theirs are
+    # still there): that check sees the loss of customer ids too.
+    also = {"anonymous_share"} if kind == "volume_drop" else set()
+    assert clickstream_failures == {"volume_vs_trailing_median", *also}
     step = ingest(faulted.outcomes, d)
     assert "raw_clickstream" in step.materialized  # stored, with its accounting...
     assert "sessions" not in step.materialized and "features" not in step.materialized

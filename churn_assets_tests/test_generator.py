@@ -25,6 +25,7 @@ from churn_assets.core.generator import (
     Fault,
     GenerationSummary,
     GeneratorConfig,
+    MessProfile,
     generate_clickstream_day,
     generate_landing,
     parse_fault,
@@ -429,7 +430,7 @@ def reference_labels(days: dict[str, list[dict[str, str]]], horizon: int, grace:
 
 def test_shares_at_a_larger_scale(medium: tuple[Landing, GenerationSummary]) -> None:
     _, s = medium
-    assert 0.0015 < sum(s.bad_lines.values()) / s.clickstream_lines < 0.003
+    assert 0.017 < sum(s.bad_lines.values()) / s.clickstream_lines < 0.023  # the default ~2%
     assert 0.08 < s.anonymous_lines / s.clickstream_lines < 0.14
     assert 0.008 < s.duplicates / s.attributed_events < 0.016
     assert 0 < s.late_beyond_window < 0.001 * s.events
@@ -643,7 +644,7 @@ def in_fault_scope(kind: str, key: str) -> bool:
         )
     arrival = arrival_of(key)
     day_start = datetime.combine(FAULT_DAY, datetime.min.time(), timezone.utc)
-    if kind in ("clickstream_outage", "malformed_burst"):
+    if kind in ("clickstream_outage", "malformed_burst", "bad_lines_burst"):
         return arrival.date() == FAULT_DAY
     if kind in ("volume_drop", "late_events"):
         window = day_start <= arrival < day_start + timedelta(1) + LATENESS
@@ -807,3 +808,47 @@ def test_late_events() -> None:
     assert late_obj and max(of_fault_day.values()) == min(300, total)
     assert summary.late_beyond_window >= min(300, total)
     assert accounting(records)["bad"]["late"] == summary.late_beyond_window
+
+
+def bad_share(records: list[Record], days: set[date]) -> float:
+    """Share of bad lines (any reason but ``late``) among the lines arriving on ``days``."""
+    arrived = [r for r in records if r.arrival.date() in days]
+    return sum(r.reason not in (None, "late") for r in arrived) / len(arrived)
+
+
+@pytest.mark.parametrize("share", [0.005, 0.02, 0.05])
+def test_the_mess_profile_sets_the_share_of_bad_lines_and_a_burst_adds_to_it(
+    share: float,
+) -> None:
+    mess = MessProfile().with_bad_lines(share)
+    assert mess.bad_lines == pytest.approx(share)
+    config = GeneratorConfig(
+        start=START,
+        days=8,
+        customers=300,
+        seed=2,
+        mess=mess,
+        faults=(Fault("bad_lines_burst", FAULT_DAY),),
+    )
+    landing, summary = run(config)
+    records = read_clickstream(landing)
+    normal = {START + timedelta(d) for d in range(8)} - {FAULT_DAY}
+    assert bad_share(records, normal) == pytest.approx(share, rel=0.2)
+    assert bad_share(records, {FAULT_DAY}) == pytest.approx(share + mess.burst, abs=0.012)
+    # Every reason of the mix is planted, and the summary counts what was written (a
+    # ``future`` record is well-formed: only its date, which this reader ignores, is bad).
+    reasons = Counter(r.reason for r in records if r.reason not in (None, "late"))
+    written = Counter({r: n for r, n in summary.bad_lines.items() if r != "future"})
+    assert reasons == written and set(written) == set(mess.bad_line_shares) - {"future"}
+    assert summary.bad_lines["future"] > 0
+
+
+def test_the_mess_profile_sets_duplicates_late_and_anonymous_shares() -> None:
+    mess = MessProfile(duplicates=0.05, late=0.002, anonymous=0.3, invalid_json=0.0)
+    _, s = run(GeneratorConfig(start=START, days=10, customers=200, seed=3, mess=mess))
+    assert 0.04 < s.duplicates / s.attributed_events < 0.06
+    assert 0.0012 < s.late_beyond_window / s.events < 0.003
+    assert 0.27 < s.anonymous_lines / (s.anonymous_lines + s.attributed_events) < 0.33
+    assert s.bad_lines["invalid_json"] == 0 and s.bad_lines["unknown_shape"] > 0
+    with pytest.raises(ValueError, match="mess profile"):
+        MessProfile(duplicates=1.5)

@@ -19,6 +19,7 @@ from churn_assets.core.landing_layout import (
 from churn_assets.engines.base import ClickstreamEngine
 from churn_assets.metadata import markdown_table, numbers, table_metadata
 from churn_assets.partitions import GraphPartitions, partition_date
+from churn_assets.resources.contracts import RawContracts
 from churn_assets.resources.landing import LandingZone
 from churn_assets.resources.warehouse import ParquetWarehouse
 from churn_assets.settings import PipelineSettings
@@ -33,13 +34,14 @@ def build_raw_assets(
         partitions_def=partitions.daily,
         group_name="raw",
         kinds={"pandas", "csv"},
-        check_specs=checks.raw_billing_specs(partitions.daily, contracts),
+        check_specs=checks.raw_billing_specs(partitions.daily),
         description="The typed, validated CRM accounts snapshot of day D (billing/dt=D/).",
     )
     def raw_billing(
         context: dg.AssetExecutionContext,
         landing: LandingZone,
         io_manager: dg.ResourceParam[ParquetWarehouse],
+        raw_contracts: RawContracts,
     ) -> Iterator:
         day = partition_date(context)
         delivery = landing.billing_delivery(day)
@@ -73,6 +75,7 @@ def build_raw_assets(
             warehouse=io_manager,
             first_day=settings.history_start,
             contracts=contracts,
+            raw_contracts=raw_contracts,
         )
         results.append(unread)
         blocked = checks.failed_blocking(results, context.assets_def.check_specs)
@@ -114,7 +117,7 @@ def build_raw_assets(
         partitions_def=partitions.daily,
         group_name="raw",
         kinds={"duckdb", "json"},
-        check_specs=checks.raw_clickstream_specs(partitions.daily, contracts),
+        check_specs=checks.raw_clickstream_specs(partitions.daily),
         description=(
             "Normalised, deduplicated clickstream events of event date D, plus the quarantine "
             "of bad records with reasons; reads objects arriving from D 00h to the end of the "
@@ -122,7 +125,10 @@ def build_raw_assets(
         ),
     )
     def raw_clickstream(
-        context: dg.AssetExecutionContext, landing: LandingZone, engine: ClickstreamEngine
+        context: dg.AssetExecutionContext,
+        landing: LandingZone,
+        engine: ClickstreamEngine,
+        raw_contracts: RawContracts,
     ) -> Iterator:
         day = partition_date(context)
         start, end = clickstream_window(day, settings.lateness)
@@ -140,6 +146,7 @@ def build_raw_assets(
             data_version=dg.DataVersion(window),
             metadata=table_metadata(result.events)
             | numbers(accounting)
+            | numbers(checks.clickstream_shares(accounting))
             | numbers(
                 {
                     "attributed_customers": int(result.events["customer_id"].nunique()),
@@ -155,7 +162,13 @@ def build_raw_assets(
             },
         )
         yield from checks.raw_clickstream_results(
-            context, result, listing, day=day, first_day=settings.history_start, contracts=contracts
+            context,
+            result,
+            listing,
+            day=day,
+            first_day=settings.history_start,
+            contracts=contracts,
+            raw_contracts=raw_contracts,
         )
 
     return [raw_billing, raw_clickstream]

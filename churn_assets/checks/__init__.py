@@ -17,6 +17,7 @@ from churn_assets.checks.derived import (
 )
 from churn_assets.checks.ml import model_results, model_specs, scores_results, scores_specs
 from churn_assets.checks.raw import (
+    clickstream_shares,
     raw_billing_results,
     raw_billing_specs,
     raw_clickstream_results,
@@ -28,6 +29,7 @@ from churn_assets.checks.raw import (
 
 __all__ = [
     "ContractSettings",
+    "clickstream_shares",
     "contract_settings",
     "failed_blocking",
     "features_results",

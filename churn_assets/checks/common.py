@@ -1,5 +1,5 @@
 """Shared pieces of the asset checks: severities, thresholds, spec and result builders, and
-the trailing history that volume checks compare a day with.
+the trailing history that volume and share checks judge a day against.
 
 Every check is partitioned (one evaluation per day) and carries metadata that explains a
 failure on its own: the numbers compared, the threshold, and a sample of offending rows.
@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from statistics import median
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from churn_assets.metadata import markdown_table
+from churn_assets.core.baseline import Verdict, comparable_days, judge
+from churn_assets.metadata import markdown_table, numbers
+from churn_assets.resources.contracts import RawContracts
 from churn_assets.settings import ContractSettings, PipelineSettings
 
 ERROR = dg.AssetCheckSeverity.ERROR
@@ -24,6 +25,7 @@ WARN = dg.AssetCheckSeverity.WARN
 
 
 DEFAULT_CONTRACTS = ContractSettings()
+DEFAULT_RAW_CONTRACTS = RawContracts()
 
 
 def contract_settings(settings: PipelineSettings) -> ContractSettings:
@@ -124,36 +126,70 @@ def materialized_numbers(
     return found
 
 
+# judged against the stream's own history --------------------------------------------------
+
+
 @dataclass(frozen=True)
-class VolumeVerdict:
-    passed: bool
-    baseline: float | None
-    ratio: float | None
-    history_days: int
+class Measure:
+    """One number of the day to judge: ``name`` in the metadata, ``limit`` the RawContracts
+    field that holds its thresholds, ``history`` its values on earlier materialized days."""
+
+    name: str
+    limit: str
+    value: float
+    history: Mapping[date, float]
+    sample_size: int | None = None
 
 
-def volume_verdict(
-    current: float,
-    history: Mapping[date, float],
+def judged_result(
+    check_name: str,
+    measures: Sequence[Measure],
     day: date,
-    max_drop_share: float,
-    min_history_days: int,
-    weekly_seasonality: bool = False,
-) -> VolumeVerdict:
-    """Is ``current`` at least (1 - max_drop_share) x the median of ``history``?
+    contracts: RawContracts,
+    weekday_aware: bool,
+    severity: dg.AssetCheckSeverity,
+    extra: Mapping[str, Any] | None = None,
+) -> dg.AssetCheckResult:
+    """A check that passes when every measure is within its bound and its history's margin.
 
-    With ``weekly_seasonality`` a weekday is compared with the weekdays of the window and a
-    weekend day with its weekend days (B2B traffic roughly halves at weekends, so a plain
-    7-day median would flag every Saturday or hide a real drop on a Tuesday).
+    The metadata shows, per measure, the day's value, the baseline and spread of the
+    comparable earlier days, the margin, the limit they give, the absolute bound and the
+    settings in force, plus the history used: the UI explains each verdict on its own.
     """
-    values = [
-        v
-        for d, v in history.items()
-        if not weekly_seasonality or (d.weekday() >= 5) == (day.weekday() >= 5)
-    ]
-    if len(values) < min_history_days:
-        return VolumeVerdict(True, None, None, len(values))
-    baseline = float(median(values))
-    ratio = current / baseline if baseline > 0 else None
-    passed = baseline <= 0 or current >= (1.0 - max_drop_share) * baseline
-    return VolumeVerdict(passed, baseline, ratio, len(values))
+    metadata: dict[str, Any] = {}
+    verdicts: list[Verdict] = []
+    used: dict[str, dict[date, float]] = {}
+    for m in measures:
+        comparable = comparable_days(m.history, day, weekday_aware)
+        verdict = judge(m.value, comparable, day, contracts.tolerance(m.limit), m.sample_size)
+        verdicts.append(verdict)
+        used[m.name] = comparable
+        bound = "ceiling" if verdict.above else "floor"
+        metadata |= numbers(
+            {
+                m.name: m.value,
+                f"{m.name}_baseline": verdict.baseline,
+                f"{m.name}_spread": verdict.spread,
+                f"{m.name}_margin": verdict.margin,
+                f"{m.name}_limit": verdict.limit,
+                f"{m.name}_{bound}": verdict.bound,
+                f"{m.name}_ratio": verdict.ratio,
+                f"{m.name}_history_days": verdict.history_days,
+            }
+        )
+        metadata[f"{m.name}_settings"] = dg.MetadataValue.json(contracts.in_force(m.limit))
+    history = pd.DataFrame(used).sort_index()
+    history.index = [d.isoformat() for d in history.index]
+    metadata["history"] = markdown_table(
+        history.rename_axis("day").reset_index(), max_rows=contracts.history_days
+    )
+    metadata["compared_with"] = dg.MetadataValue.text(
+        ("weekend days" if day.weekday() >= 5 else "weekdays") if weekday_aware else "every day"
+    )
+    return result(
+        check_name,
+        all(v.passed for v in verdicts),
+        severity,
+        metadata | dict(extra or {}),
+        description=" ".join(v.explain(m.name) for v, m in zip(verdicts, measures, strict=True)),
+    )

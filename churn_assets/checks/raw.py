@@ -5,12 +5,14 @@ on hand-made inputs; the ``*_results`` wrappers fetch the little context they ne
 previous billing extract from the warehouse, the trailing volumes from the instance) and
 turn verdicts into ``AssetCheckResult``s.
 
-Trailing history: volume checks read the numbers each earlier partition recorded in its
-materialization metadata (``accounts``; ``valid`` and ``attributed_customers``) from the
-instance's event log: one indexed lookup per day, no table read, the same cost for a
-million events as for a thousand, and exactly the numbers the UI plots. The
-"no account disappears" check needs the previous day's customer ids, so it reads that one
-extract from the warehouse.
+Trailing history: the volume and share checks judge a day against the same stream's own
+recent days (``core.baseline``: median and spread, a margin, an absolute ceiling or floor;
+thresholds from the ``RawContracts`` resource). They read the numbers each earlier partition
+recorded in its materialization metadata (``accounts``; the clickstream's accounting counts
+and ``attributed_customers``) from the instance's event log: one indexed lookup per day, no
+table read, the same cost for a million events as for a thousand, and exactly the numbers
+the UI plots. The "no account disappears" check needs the previous day's customer ids, so it
+reads that one extract from the warehouse.
 """
 
 from __future__ import annotations
@@ -29,15 +31,17 @@ import pandas as pd
 
 from churn_assets.checks.common import (
     DEFAULT_CONTRACTS,
+    DEFAULT_RAW_CONTRACTS,
     ERROR,
     WARN,
     ContractSettings,
+    Measure,
+    judged_result,
     materialized_numbers,
     result,
     samples,
     spec,
     trailing_days,
-    volume_verdict,
 )
 from churn_assets.core.billing import (
     BILLING_COLUMNS,
@@ -45,9 +49,10 @@ from churn_assets.core.billing import (
     billing_contract_violations,
     empty_billing,
 )
-from churn_assets.core.clickstream import OVER_CAP, ClickstreamResult
+from churn_assets.core.clickstream import ACCOUNTING_KEYS, OVER_CAP, ClickstreamResult
 from churn_assets.core.landing_layout import UnreadKey
 from churn_assets.metadata import markdown_table, numbers
+from churn_assets.resources.contracts import RawContracts
 
 UNREAD_FILES_CHECK = "unread_landing_files"
 UNREAD_FILES_DESCRIPTION = (
@@ -59,7 +64,7 @@ UNREAD_FILES_DESCRIPTION = (
 
 BILLING_VOLUME_KEY = "accounts"
 _MAX_HEADER_BYTES = 64 << 10
-CLICKSTREAM_VOLUME_KEYS = ("valid", "attributed_customers")
+CUSTOMERS_KEY = "attributed_customers"
 CONTENT_REASONS = (
     "invalid_json",
     "unknown_shape",
@@ -75,10 +80,7 @@ record is a good record of an earlier, already materialized day (see ``late_even
 # raw_billing ------------------------------------------------------------------------------
 
 
-def raw_billing_specs(
-    partitions_def: Any, contracts: ContractSettings = DEFAULT_CONTRACTS
-) -> list[dg.AssetCheckSpec]:
-    share = contracts.billing_max_drop_share
+def raw_billing_specs(partitions_def: Any) -> list[dg.AssetCheckSpec]:
     return [
         spec(
             "raw_billing",
@@ -132,8 +134,9 @@ def raw_billing_specs(
             "volume_vs_trailing_median",
             partitions_def,
             True,
-            f"Row count not below the median of the previous {contracts.volume_window_days} "
-            f"days' extracts by more than {share:.0%} (a truncated extract).",
+            "Row count not below the baseline of the recent extracts by more than the margin, "
+            "nor below the floor (a truncated extract); thresholds from the raw_contracts "
+            "resource, shown with the history in the metadata.",
         ),
         spec("raw_billing", UNREAD_FILES_CHECK, partitions_def, False, UNREAD_FILES_DESCRIPTION),
     ]
@@ -280,6 +283,7 @@ def raw_billing_results(
     warehouse: Any = None,
     first_day: date | None = None,
     contracts: ContractSettings = DEFAULT_CONTRACTS,
+    raw_contracts: RawContracts = DEFAULT_RAW_CONTRACTS,
 ) -> list[dg.AssetCheckResult]:
     """Every raw_billing check of a typed extract (a list: the asset looks for blocking ones)."""
     n = contracts.sample_rows
@@ -367,92 +371,35 @@ def raw_billing_results(
             )
         )
 
-    history_days = trailing_days(day, contracts.volume_window_days, first_day)
+    history_days = trailing_days(day, raw_contracts.history_days, first_day)
     recorded = materialized_numbers(
         context.instance, "raw_billing", history_days, [BILLING_VOLUME_KEY]
     )
     history = {d: v[BILLING_VOLUME_KEY] for d, v in recorded.items() if BILLING_VOLUME_KEY in v}
     out.append(
-        volume_result(
-            [("accounts", len(billing), history)],
-            recorded,
+        judged_result(
+            "volume_vs_trailing_median",
+            [Measure("accounts", "billing_accounts", len(billing), history)],
             day,
-            contracts.billing_max_drop_share,
-            contracts,
-            weekly_seasonality=False,
+            raw_contracts,
+            weekday_aware=False,
+            severity=ERROR,
         )
     )
     return out
 
 
-def volume_metadata(
-    measure: str,
-    current: float,
-    history: Mapping[date, float],
-    day: date,
-    max_drop_share: float,
-    contracts: ContractSettings,
-    weekly_seasonality: bool,
-) -> tuple[bool, dict[str, dg.MetadataValue], bool]:
-    """(passed, metadata, compared) of one volume measure against its trailing median."""
-    verdict = volume_verdict(
-        current, history, day, max_drop_share, contracts.volume_min_history_days, weekly_seasonality
-    )
-    metadata = numbers(
-        {
-            measure: current,
-            f"{measure}_trailing_median": verdict.baseline,
-            f"{measure}_ratio": verdict.ratio,
-            f"{measure}_history_days": verdict.history_days,
-        }
-    )
-    return verdict.passed, metadata, verdict.baseline is not None
-
-
-def history_table(recorded: Mapping[date, Mapping[str, float]]) -> dg.MetadataValue:
-    rows = [{"day": d.isoformat(), **recorded[d]} for d in sorted(recorded)]
-    return markdown_table(pd.DataFrame(rows) if rows else pd.DataFrame())
-
-
-def volume_result(
-    measures: Sequence[tuple[str, float, Mapping[date, float]]],
-    recorded: Mapping[date, Mapping[str, float]],
-    day: date,
-    max_drop_share: float,
-    contracts: ContractSettings,
-    weekly_seasonality: bool,
-) -> dg.AssetCheckResult:
-    """The volume check over (measure, today's value, earlier values) triples: all must hold."""
-    passed, compared = True, False
-    metadata: dict[str, dg.MetadataValue] = {}
-    for measure, current, history in measures:
-        ok, values, was_compared = volume_metadata(
-            measure, current, history, day, max_drop_share, contracts, weekly_seasonality
-        )
-        passed, compared = passed and ok, compared or was_compared
-        metadata |= values
-    metadata |= numbers({"max_drop_share": max_drop_share}) | {
-        "history": history_table(recorded),
-        "compared_with": dg.MetadataValue.text(
-            "days of the same kind (weekday or weekend)" if weekly_seasonality else "every day"
-        ),
-    }
-    return result(
-        "volume_vs_trailing_median",
-        passed,
-        ERROR,
-        metadata,
-        description=None if compared else "Not enough earlier days to compare with: passes.",
-    )
-
-
 # raw_clickstream --------------------------------------------------------------------------
 
 
-def raw_clickstream_specs(
-    partitions_def: Any, contracts: ContractSettings = DEFAULT_CONTRACTS
-) -> list[dg.AssetCheckSpec]:
-    drop = contracts.clickstream_max_drop_share
+HISTORY_RULE = (
+    "judged against the stream's own recent days (median and spread of the materialized "
+    "days in the raw_contracts resource's window), and against an absolute bound; the "
+    "metadata shows the value, baseline, margin, bound, settings and history of each verdict"
+)
+
+
+def raw_clickstream_specs(partitions_def: Any) -> list[dg.AssetCheckSpec]:
     return [
         spec(
             "raw_clickstream",
@@ -468,35 +415,42 @@ def raw_clickstream_specs(
             "quarantine_share",
             partitions_def,
             True,
-            f"Bad records ({', '.join(CONTENT_REASONS)}) below "
-            f"{contracts.quarantine_share_limit:.0%} of the lines read. They are kept, with "
-            "their reason and exact bytes, in the quarantine table.",
+            f"Share of bad records ({', '.join(CONTENT_REASONS)}) among the lines read, "
+            f"{HISTORY_RULE}. A steady share passes; a burst or a broken producer blocks. Bad "
+            "records are kept, with their reason and exact bytes, in the quarantine table.",
+        ),
+        spec(
+            "raw_clickstream",
+            "anonymous_share",
+            partitions_def,
+            True,
+            f"Share of anonymous records among the day's records, {HISTORY_RULE}: a jump "
+            "means customer ids are being lost, and features would undercount.",
         ),
         spec(
             "raw_clickstream",
             "volume_vs_trailing_median",
             partitions_def,
             True,
-            f"Valid events and attributed customers not below the median of the previous "
-            f"{contracts.volume_window_days} days (weekdays vs weekdays, weekend vs weekend) by "
-            f"more than {drop:.0%}: an outage or a silent producer.",
+            f"Valid events and attributed customers (weekdays vs weekdays, weekend vs "
+            f"weekend), {HISTORY_RULE}: an outage or a silent producer.",
         ),
         spec(
             "raw_clickstream",
             "duplicate_share",
             partitions_def,
             False,
-            f"Duplicate deliveries (same event_id) reported; warns above "
-            f"{contracts.duplicate_share_limit:.0%} of attributed records.",
+            f"Share of duplicate deliveries (same event_id) among attributed records, "
+            f"{HISTORY_RULE}. Warns only: duplicates are removed, the day stays exact.",
         ),
         spec(
             "raw_clickstream",
             "late_events",
             partitions_def,
             False,
-            f"Records that arrived after their day's lateness window (quarantined 'late' by "
-            f"this arrival day, by event date); warns above {contracts.late_share_limit:.0%} "
-            "of the lines read: the event dates listed are missing those events.",
+            "Records that arrived after their day's lateness window (quarantined 'late' by "
+            f"this arrival day, by event date); their share of the lines read is {HISTORY_RULE}. "
+            "Warns only: the event dates listed are missing those events, this day is not.",
         ),
         spec(
             "raw_clickstream", UNREAD_FILES_CHECK, partitions_def, False, UNREAD_FILES_DESCRIPTION
@@ -560,6 +514,45 @@ def quarantine_sample(quarantine: pd.DataFrame, reasons: Sequence[str], n: int) 
     return shown
 
 
+SHARES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "quarantine_share": (tuple(f"quarantined_{r}" for r in CONTENT_REASONS), ("lines_read",)),
+    "anonymous_share": (("anonymous",), ("valid", "duplicate", "anonymous")),
+    "duplicate_share": (("duplicate",), ("valid", "duplicate")),
+    "late_share": (("quarantined_late",), ("lines_read",)),
+}
+"""Each share of a clickstream day: (numerator, denominator) accounting keys. The anonymous
+and duplicate shares are among the records of the day's date that parsed; the bad and late
+shares among every line read."""
+
+
+def share_of(counts: Mapping[str, float], share: str) -> tuple[float, int] | None:
+    """(share, denominator) of a day's accounting counts; None when a count is missing."""
+    numerator, denominator = SHARES[share]
+    if any(k not in counts for k in (*numerator, *denominator)):
+        return None
+    lines = int(sum(counts[k] for k in denominator))
+    return float(sum(counts[k] for k in numerator)) / max(lines, 1), lines
+
+
+def clickstream_shares(counts: Mapping[str, float]) -> dict[str, float]:
+    """Every share of ``SHARES`` that the counts allow (recorded on each materialization)."""
+    found = {name: share_of(counts, name) for name in SHARES}
+    return {name: value[0] for name, value in found.items() if value is not None}
+
+
+def clickstream_history(
+    recorded: Mapping[date, Mapping[str, float]], measure: str
+) -> dict[date, float]:
+    """``measure`` (a share, or a recorded count) of each earlier day that recorded it."""
+    if measure in SHARES:
+        return {
+            d: v[measure]
+            for d, v in ((d, clickstream_shares(c)) for d, c in recorded.items())
+            if measure in v
+        }
+    return {d: c[measure] for d, c in recorded.items() if measure in c}
+
+
 def raw_clickstream_results(
     context: dg.AssetExecutionContext,
     outcome: ClickstreamResult,
@@ -568,35 +561,51 @@ def raw_clickstream_results(
     day: date | None = None,
     first_day: date | None = None,
     contracts: ContractSettings = DEFAULT_CONTRACTS,
+    raw_contracts: RawContracts = DEFAULT_RAW_CONTRACTS,
 ) -> list[dg.AssetCheckResult]:
     """Every raw_clickstream check of one normalised partition."""
     day = day or date.fromisoformat(context.partition_key)
     first_day = first_day or day
     a = outcome.accounting
     n = contracts.sample_rows
-    lines = max(a["lines_read"], 1)
     out: list[dg.AssetCheckResult] = []
 
     passed, details = accounting_verdict(outcome)
-    out.append(
-        result(
-            "row_accounting",
-            passed,
-            ERROR,
-            numbers(details),
-        )
+    out.append(result("row_accounting", passed, ERROR, numbers(details)))
+
+    customers = int(outcome.events["customer_id"].nunique())
+    recorded = materialized_numbers(
+        context.instance,
+        "raw_clickstream",
+        trailing_days(day, raw_contracts.history_days, first_day),
+        [*ACCOUNTING_KEYS, CUSTOMERS_KEY],
     )
 
+    def share(name: str) -> Measure:
+        value, lines = share_of(a, name) or (0.0, 0)
+        return Measure(name, name, value, clickstream_history(recorded, name), lines)
+
+    def judged_share(
+        check: str, name: str, severity: dg.AssetCheckSeverity, extra: Mapping[str, Any]
+    ) -> dg.AssetCheckResult:
+        return judged_result(
+            check,
+            [share(name)],
+            day,
+            raw_contracts,
+            raw_contracts.weekday_aware_shares,
+            severity,
+            extra,
+        )
+
     bad = {r: a.get(f"quarantined_{r}", 0) for r in CONTENT_REASONS}
-    share = sum(bad.values()) / lines
     out.append(
-        result(
+        judged_share(
             "quarantine_share",
-            share <= contracts.quarantine_share_limit,
+            "quarantine_share",
             ERROR,
             numbers(
-                {"quarantine_share": share, "limit": contracts.quarantine_share_limit}
-                | {"lines_read": a["lines_read"], "bad_records": sum(bad.values())}
+                {"lines_read": a["lines_read"], "bad_records": sum(bad.values())}
                 | {f"quarantined_{k}": v for k, v in bad.items()}
             )
             | samples(
@@ -604,66 +613,55 @@ def raw_clickstream_results(
             ),
         )
     )
-
-    customers = int(outcome.events["customer_id"].nunique())
-    history_days = trailing_days(day, contracts.volume_window_days, first_day)
-    recorded = materialized_numbers(
-        context.instance, "raw_clickstream", history_days, CLICKSTREAM_VOLUME_KEYS
-    )
     out.append(
-        volume_result(
-            [
-                (measure, current, {d: v[key] for d, v in recorded.items() if key in v})
-                for measure, key, current in (
-                    ("events", "valid", a["valid"]),
-                    ("customers", "attributed_customers", customers),
-                )
-            ],
-            recorded,
-            day,
-            contracts.clickstream_max_drop_share,
-            contracts,
-            contracts.clickstream_weekly_seasonality,
+        judged_share(
+            "anonymous_share",
+            "anonymous_share",
+            ERROR,
+            numbers({"anonymous": a["anonymous"], "attributed": a["valid"] + a["duplicate"]}),
         )
     )
-
-    attributed_records = a["valid"] + a["duplicate"]
-    duplicate_share = a["duplicate"] / max(attributed_records, 1)
     out.append(
-        result(
+        judged_result(
+            "volume_vs_trailing_median",
+            [
+                Measure("events", "events", a["valid"], clickstream_history(recorded, "valid")),
+                Measure(
+                    "customers",
+                    "customers",
+                    customers,
+                    clickstream_history(recorded, CUSTOMERS_KEY),
+                ),
+            ],
+            day,
+            raw_contracts,
+            raw_contracts.weekday_aware_volumes,
+            ERROR,
+        )
+    )
+    out.append(
+        judged_share(
             "duplicate_share",
-            duplicate_share <= contracts.duplicate_share_limit,
+            "duplicate_share",
             WARN,
             numbers(
-                {
-                    "duplicate_share": duplicate_share,
-                    "duplicates": a["duplicate"],
-                    "attributed_records": attributed_records,
-                    "limit": contracts.duplicate_share_limit,
-                }
+                {"duplicates": a["duplicate"], "attributed_records": a["valid"] + a["duplicate"]}
             ),
         )
     )
 
     late = outcome.quarantine.loc[outcome.quarantine["reason"] == "late"]
-    late_share = len(late) / lines
     by_date = (
         late["event_time"].dt.strftime("%Y-%m-%d").value_counts().sort_index()
         if len(late)
         else pd.Series(dtype="int64")
     )
     out.append(
-        result(
+        judged_share(
             "late_events",
-            late_share <= contracts.late_share_limit,
+            "late_share",
             WARN,
-            numbers(
-                {
-                    "late": len(late),
-                    "late_share": late_share,
-                    "limit": contracts.late_share_limit,
-                }
-            )
+            numbers({"late": len(late)})
             | {
                 "late_by_event_date": markdown_table(
                     by_date.rename_axis("event_date").rename("late").reset_index()

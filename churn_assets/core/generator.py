@@ -55,18 +55,22 @@ Faults (``Fault(kind, day)``, each applied to that day; parse with :func:`parse_
         300 events of that event date (or all, if fewer) are taken out of their normal
         objects and delivered in one object arriving at D+2 between 09:00 and 13:00 UTC,
         i.e. beyond the lateness window (the pipeline must count them as ``late``).
+    ``bad_lines_burst``
+        Extra bad lines, ``MessProfile.burst`` (5%) of the lines arriving during the day,
+        in the profile's mix of reasons, on top of the everyday ones: 2% becomes about 7%.
 
     Faults combine; ``missing_billing`` wins over the other billing faults of its day.
     Each fault draws from its own random generator: with and without a fault, every key
     outside the fault's reach (its billing day, or the objects arriving on / around its
     day) is byte-identical and written in the same order.
 
-Normal operation also plants, every day: duplicates (~1.2% of attributed events, half
-repeated in the same object, half in the next object), anonymous events (~11% of
-events: null, absent or whitespace-only ids), bad lines (~0.2%: ``invalid_json``,
-``unknown_shape``, ``bad_timestamp``, ``unknown_event_type``; each at least once per
-run) plus a few records whose clock is days ahead (``future``), and a handful of events
-that arrive after their 2-hour lateness window (``late``). Normal lateness keeps every
+Normal operation also plants, every day, the mess of its :class:`MessProfile` (a producer
+like any other, not a clean one): bad lines (about 2% of the lines by default:
+``invalid_json``, ``unknown_shape``, ``bad_timestamp``, ``unknown_event_type``, and a few
+records whose clock is days ahead, ``future``; each at least once per run), duplicates
+(~1.2% of attributed events, half repeated in the same object, half in the next object),
+anonymous events (~11% of events: null, absent or whitespace-only ids), and a handful of
+events that arrive after their 2-hour lateness window (``late``). Normal lateness keeps every
 other event of date D in objects arriving before D+1 02:00. The
 :class:`GenerationSummary` carries the counts the pipeline's accounting should reproduce.
 """
@@ -82,7 +86,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -101,6 +105,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "schema_missing_column",
     "schema_new_column",
     "late_events",
+    "bad_lines_burst",
 )
 
 
@@ -130,6 +135,50 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class MessProfile:
+    """The everyday mess of the clickstream, as shares (0.02 = 2%).
+
+    The bad-line shares are of the lines written, per quarantine reason; the default is
+    about 2% of bad lines in all, as real producers send every day. ``duplicates`` is the
+    share of attributed events delivered twice, ``late`` the share of events arriving after
+    their lateness window, ``anonymous`` the share of events without a customer id.
+    ``burst`` is the share of extra bad lines (same mix of reasons) that a
+    ``bad_lines_burst`` fault adds to the objects arriving on its day.
+    """
+
+    invalid_json: float = 0.008
+    unknown_shape: float = 0.004
+    bad_timestamp: float = 0.005
+    unknown_event_type: float = 0.003
+    future: float = 0.0002
+    duplicates: float = 0.012
+    late: float = 2.5e-4
+    anonymous: float = 0.12 / 1.12
+    burst: float = 0.05
+
+    def __post_init__(self) -> None:
+        shares = [*self.bad_line_shares.values(), self.duplicates, self.late, self.burst]
+        if not all(0.0 <= s < 1.0 for s in [*shares, self.anonymous]) or self.bad_lines >= 1:
+            raise ValueError(f"mess profile shares must be in [0, 1): {self}")
+
+    @property
+    def bad_line_shares(self) -> dict[str, float]:
+        """Share of the lines written, per reason (the order of BAD_LINE_REASONS)."""
+        return {reason: getattr(self, reason) for reason in BAD_LINE_REASONS}
+
+    @property
+    def bad_lines(self) -> float:
+        return sum(self.bad_line_shares.values())
+
+    def with_bad_lines(self, share: float) -> MessProfile:
+        """The same mix of reasons, scaled to ``share`` of the lines in all."""
+        total = self.bad_lines
+        scale = share / total if total else 0.0
+        mix = {r: v * scale for r, v in self.bad_line_shares.items()} if total else {}
+        return replace(self, **(mix or {"invalid_json": share}))
+
+
+@dataclass(frozen=True)
 class GeneratorConfig:
     """What to generate. ``horizon_days``/``grace_days`` only feed the summary's label counts."""
 
@@ -141,6 +190,7 @@ class GeneratorConfig:
     faults: tuple[Fault, ...] = ()
     horizon_days: int = 30
     grace_days: int = 30
+    mess: MessProfile = MessProfile()
 
 
 @dataclass(frozen=True)
@@ -1162,6 +1212,8 @@ def _build_stream(
     burst_days: Sequence[int] = (),
     late_fault_days: Sequence[int] = (),
     drop_days: Sequence[int] = (),
+    bad_burst_days: Sequence[int] = (),
+    mess: MessProfile = MessProfile(),
 ) -> _Stream:
     """Assign events to objects by arrival time and plant duplicates, lateness and bad lines.
 
@@ -1188,9 +1240,9 @@ def _build_stream(
     )
     ready = t + np.minimum(delay, 5.4e6).astype(np.int64)
     # A handful arrive beyond their window (a device that was offline for a while).
-    late = rng.random(n_ev) < 2.5e-4
+    late = rng.random(n_ev) < mess.late
     late_target = window_end + rng.integers(600_000, 30 * MS_PER_HOUR, n_ev)
-    if not late.any() and n_ev:  # even a tiny run gets its handful
+    if not late.any() and n_ev and mess.late > 0:  # even a tiny run gets its handful
         late[int(rng.integers(0, n_ev))] = True
     late &= late_target <= times[-1]
     ready = np.where(late, late_target, ready)
@@ -1198,7 +1250,7 @@ def _build_stream(
     ok = obj < times.size
     normal_obj = np.minimum(obj, times.size - 1)  # before any fault moves events
     pos = ready.copy()
-    dup_draw = rng.random(n_ev) < 0.012
+    dup_draw = rng.random(n_ev) < mess.duplicates
     cross_draw = rng.random(n_ev) < 0.5
     # Fault late_events: one extra object at D+2 09:00-13:00 holding 300 events of D.
     extra_times: list[int] = []
@@ -1245,11 +1297,12 @@ def _build_stream(
     is_cross = np.concatenate(
         [np.zeros(base.size + same_idx.size, bool), np.ones(cross_idx.size, bool)]
     )
-    # Bad lines: ~0.2% spread over the objects like the events (each reason at least once).
-    n_bad = int(rng.binomial(n_ev, 0.002))
-    n_future = int(rng.binomial(n_ev, 0.0001))
-    reasons = [*rng.choice(4, size=n_bad, p=[0.4, 0.2, 0.25, 0.15]), *[4] * n_future]
-    reasons += list(range(len(BAD_LINE_REASONS))) if n_ev else []
+    # Bad lines: the profile's share of the lines, per reason, spread over the objects like
+    # the events (each reason with a non-zero share at least once).
+    shares = np.array(list(mess.bad_line_shares.values()))
+    per_reason = rng.binomial(line_ev.size, shares / (1.0 - shares.sum()))
+    per_reason += (shares > 0) & (per_reason == 0) & (n_ev > 0)
+    reasons = list(np.repeat(np.arange(len(BAD_LINE_REASONS)), per_reason))
     bad_obj = normal_obj[rng.integers(0, max(n_ev, 1), len(reasons))] if n_ev else obj[:0]
     who = rng.integers(0, pop.n, len(reasons))
     bad_bytes = [
@@ -1274,6 +1327,27 @@ def _build_stream(
         bad_obj = np.concatenate([bad_obj, objs])
         bad_pos = np.concatenate([bad_pos, frng.integers(0, 2**62, 3000)])
         reasons += [0] * 3000
+    # Fault bad_lines_burst: the profile's burst share of extra bad lines (its mix of
+    # reasons) in the objects arriving during the day, on top of the everyday ones.
+    mix = shares / shares.sum() if shares.sum() > 0 else np.eye(len(BAD_LINE_REASONS))[0]
+    for d in bad_burst_days:
+        assert fault_rng is not None
+        frng = fault_rng("bad_lines_burst", d)
+        lo = start_ms + d * MS_PER_DAY
+        arriving = np.flatnonzero((times[normal_obj] >= lo) & (times[normal_obj] < lo + MS_PER_DAY))
+        n_extra = round(arriving.size * mess.burst / (1.0 - mess.burst))
+        if arriving.size == 0 or n_extra == 0:
+            continue
+        objs = normal_obj[frng.choice(arriving, n_extra)]
+        extra = frng.choice(len(BAD_LINE_REASONS), n_extra, p=mix)
+        who = frng.integers(0, pop.n, n_extra)
+        bad_bytes += [
+            _bad_line(frng, BAD_LINE_REASONS[r], int(times[o]), str(pop.ids[w]))
+            for r, o, w in zip(extra, objs, who, strict=True)
+        ]
+        bad_obj = np.concatenate([bad_obj, objs])
+        bad_pos = np.concatenate([bad_pos, frng.integers(0, 2**62, n_extra)])
+        reasons += list(extra)
     bad_reason = np.asarray(reasons, np.int64)
     # Fault volume_drop: half of the customers produce nothing on that day.
     silent = np.zeros(line_ev.size, bool)
@@ -1525,6 +1599,7 @@ def generate_landing(
         return sorted(d for d, kinds in faults_by_day.items() if kind in kinds)
 
     days, n, seed = config.days, config.customers, config.seed & (2**63 - 1)
+    mess = config.mess
 
     def fault_rng(kind: str, day: int) -> np.random.Generator:
         return _rng(seed, _FAULT, FAULT_KINDS.index(kind), day)
@@ -1586,7 +1661,7 @@ def generate_landing(
     )
     clicks = _rng(seed, _CLICKS)
     counts = clicks.poisson(lam)
-    anon_counts = clicks.poisson(0.12 * lam.sum(axis=1))
+    anon_counts = clicks.poisson(mess.anonymous / (1.0 - mess.anonymous) * lam.sum(axis=1))
     ev = _make_events(clicks, pop, start_ms, counts, hist.progress, anon_counts)
     stream = _build_stream(
         _rng(seed, _STREAM),
@@ -1599,6 +1674,8 @@ def generate_landing(
         burst_days=days_with("malformed_burst"),
         late_fault_days=days_with("late_events"),
         drop_days=days_with("volume_drop"),
+        bad_burst_days=days_with("bad_lines_burst"),
+        mess=mess,
     )
 
     keys_written = 0
@@ -1652,7 +1729,8 @@ def generate_clickstream_day(day: date, n_events: int, seed: int) -> list[tuple[
 
     For benchmarks: ``n_events // 7`` active customers and 10% anonymous events. Objects
     arrive from the day's 00h to the next day's 02h, plus a few late ones after that; about
-    1.2% duplicate lines and 0.2% bad lines are added, as in :func:`generate_landing`.
+    the default :class:`MessProfile`'s duplicates and bad lines are added, as in
+    :func:`generate_landing`.
     """
     rng = np.random.default_rng(seed)
     n = max(1, n_events // 7)
