@@ -96,7 +96,10 @@ class LocalObjectStore:
         for path in sorted(p for p in base.rglob("*") if p.is_file()):
             if path.name.startswith(".") and path.name.endswith(".tmp"):
                 continue
-            stored = self._stored(path)
+            try:
+                stored = self._stored(path)
+            except FileNotFoundError:
+                continue  # deleted since the directory was read (a concurrent clean-up)
             if stored.key.startswith(prefix):
                 yield stored
 
