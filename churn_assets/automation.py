@@ -24,6 +24,10 @@ a bounded lookback, and waits for exactly the upstream days its asset cannot run
 - ``drift[D]``: with the scores of D (once ``scores[D]`` and ``features[D]`` exist);
   ``online_metrics[D]``: once both ``scores[D]`` and the matured ``labels[D]`` exist.
 
+Every condition looks back a bounded number of days from the newest materialized raw day
+(the landing's own clock), not from the wall clock: a history that ended months before
+today (the demo's) still carries a newly landed day through to ``scores``.
+
 All of them wait while an upstream partition they read is in progress or requested in the
 same tick (so no run reads a half-written window), and never run twice at once. Conditions
 that need partition offsets (D+H+G, "some model before D") are small custom conditions,
@@ -99,6 +103,58 @@ class DepDaysMaterialized(dg.AutomationCondition):
         return dg.AutomationResult(context, true_subset)
 
 
+RAW_ASSETS = ("raw_billing", "raw_clickstream")
+
+
+class NearNewestRawDay(dg.AutomationCondition):
+    """True for partitions D at most ``days`` before the newest materialized raw day.
+
+    ``in_latest_time_window`` counts back from the wall clock's latest partition: on a
+    landing zone whose history ended long ago nothing would be in it, and a new day would
+    stop at the raw layer. The newest raw partition is the landing's own clock; in live
+    operation it is yesterday, and both agree.
+    """
+
+    def __init__(self, days: int):
+        self.days = days
+
+    @property
+    def requires_cursor(self) -> bool:
+        return False
+
+    @property
+    def name(self) -> str:
+        return f"within_{self.days}_days_of_newest_raw_day"
+
+    @property
+    def description(self) -> str:
+        return f"at most {self.days} days before the newest materialized raw partition"
+
+    async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        candidates = context.candidate_subset
+        if candidates.is_empty:
+            return dg.AutomationResult(context, candidates)
+        view = context.asset_graph_view
+        materialized: list[date] = []
+        for raw in RAW_ASSETS:
+            done = await view.compute_materialized_asset_subset(dg.AssetKey(raw))
+            keys = done.expensively_compute_partition_keys()
+            materialized += (date.fromisoformat(k) for k in keys)
+        newest = max(materialized, default=None)
+        keep: set[str] = set()
+        if newest is not None:
+            oldest = newest - timedelta(days=self.days)
+            keep = {
+                key
+                for key in candidates.expensively_compute_partition_keys()
+                if date.fromisoformat(key) >= oldest
+            }
+        true_subset = view.get_subset_from_partition_keys(
+            context.key, candidates.partitions_def, keep
+        )
+        return dg.AutomationResult(context, true_subset)
+
+
 class AnyDepRequestedThisTick(dg.AutomationCondition):
     """True for partitions with an upstream partition requested earlier in this same tick.
 
@@ -158,7 +214,7 @@ def _settled() -> dg.AutomationCondition:
 
 
 def _lookback(days: int) -> dg.AutomationCondition:
-    return dg.AutomationCondition.in_latest_time_window(timedelta(days=days))
+    return NearNewestRawDay(days)
 
 
 def automation_conditions(

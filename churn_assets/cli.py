@@ -21,6 +21,13 @@ from churn_assets.core.generator import (
     generate_landing,
     parse_fault,
 )
+from churn_assets.next_day import (
+    UPCOMING,
+    NoUpcomingDay,
+    landed_by,
+    release_next_day,
+    split_by_landing_time,
+)
 from churn_assets.resources.storage import LocalObjectStore
 
 if TYPE_CHECKING:
@@ -124,9 +131,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"Generating {args.days} days of landing data for {args.customers} customers ...")
         started = time.perf_counter()
         config = GeneratorConfig(
-            start=settings.history_start, days=args.days, customers=args.customers, seed=args.seed
+            start=settings.history_start,
+            days=args.days + args.ahead,
+            customers=args.customers,
+            seed=args.seed,
         )
-        write_landing(str(landing), config)
+        last_day = settings.history_start + timedelta(days=args.days - 1)
+        write = split_by_landing_time(
+            LocalObjectStore(landing), LocalObjectStore(data / UPCOMING), last_day
+        )
+        generate_landing(write, config)
         print(f"  {landing} ready in {time.perf_counter() - started:.0f}s", flush=True)
     os.environ.setdefault("CHURN_LANDING_URL", str(landing))
     os.environ.setdefault("CHURN_WAREHOUSE_URL", str(data / "warehouse"))
@@ -146,6 +160,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     print(progress.summary(outcomes, warehouse=os.environ["CHURN_WAREHOUSE_URL"], home=home))
     return 0 if progress.healthy(outcomes) else 1
+
+
+def cmd_next_day(args: argparse.Namespace) -> int:
+    data = Path(args.data)
+    landing = LocalObjectStore(data / "landing")
+    try:
+        released = release_next_day(landing, LocalObjectStore(data / UPCOMING))
+    except NoUpcomingDay:
+        print(
+            f"No generated day is left in {data / UPCOMING}: `churn-assets demo --fresh "
+            "--ahead N` simulates N days beyond the backfilled history."
+        )
+        return 1
+    print(
+        f"Landed {released.day} in {landing.url}: {released.clickstream_objects} clickstream "
+        f"objects (arrived until {landed_by(released.day):%Y-%m-%d %H:%M} UTC) and its billing "
+        f"extract ({released.billing_files} files, _SUCCESS last). With `make dev` running, "
+        f"the landing sensors request raw_billing[{released.day}] and "
+        f"raw_clickstream[{released.day}] on their next tick; automation carries the day to "
+        "scores."
+    )
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,7 +233,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs at a time in the backfill (default: cores, at most 4)",
     )
     demo.add_argument("--fresh", action="store_true", help="delete --data first")
+    demo.add_argument(
+        "--ahead",
+        type=int,
+        default=7,
+        help="days simulated beyond the history, kept in DATA/upcoming for `next-day`",
+    )
     demo.set_defaults(func=cmd_demo)
+
+    next_day = sub.add_parser(
+        "next-day",
+        help="land the demo's next day (clickstream, then billing) for the running daemon",
+    )
+    next_day.add_argument("--data", default="data", help="the demo's --data folder")
+    next_day.set_defaults(func=cmd_next_day)
 
     check = sub.add_parser(
         "check",

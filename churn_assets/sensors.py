@@ -11,6 +11,15 @@ tick lists only the date prefixes of those days, so its work is bounded whatever
 holds. Run keys carry the fingerprint: a repeated request of the same content is a no-op
 for the daemon even if a cursor is lost, and a re-delivery is a new run.
 
+The landing's own clock (its newest delivery), not the wall clock, bounds what they do: no
+day older than the horizon before the newest delivery is ever requested, even by a fresh
+cursor, and a day with no objects at all is requested only when a later object shows that
+its window closed (an outage between deliveries: one run, whose volume check flags it). Days
+after the newest delivery are an outage the freshness checks flag; they are never requested
+one by one. The clock closes the window of the newest delivery only while that window
+ended less than the horizon ago: a landing zone that stopped long ago (the demo's history,
+months before today) starts nothing until a new file lands.
+
 Both sensors go through the ``LandingZone`` resource, so they work on a local directory as
 well as on S3; time comes from an injectable clock so tests (and replays) control it.
 """
@@ -40,6 +49,8 @@ Clock = Callable[[], datetime]
 CURSOR_VERSION = 1
 BILLING_SENSOR = "billing_landing_sensor"
 CLICKSTREAM_SENSOR = "clickstream_landing_sensor"
+MAX_CLOCK_SKEW = timedelta(days=1)
+"""How far a producer's clock (the arrival time in an object's name) may run ahead of ours."""
 
 
 def utc_now() -> datetime:
@@ -126,8 +137,11 @@ def plan_billing(
 
     ``versions`` maps each listed day with a complete delivery to (version, number of parts).
     """
+    cursor.advance(max(versions, default=None), horizon_days)
     requests = []
     for day in sorted(versions):
+        if cursor.floor is not None and day < cursor.floor:
+            continue  # older than the horizon before the newest delivery: final
         version, parts = versions[day]
         fp = fingerprint([version])
         if cursor.requested.get(day) == fp:
@@ -135,7 +149,6 @@ def plan_billing(
         cursor.requested[day] = fp
         tags = {"churn/landing": "billing", "churn/delivery": fp, "churn/parts": str(parts)}
         requests.append(DayRequest(day, fp, tags))
-    cursor.advance(max(versions, default=None), horizon_days)
     return requests
 
 
@@ -149,25 +162,35 @@ def plan_clickstream(
 ) -> list[DayRequest]:
     """Closed windows whose object set (keys + ETags) differs from the one last requested.
 
-    A window [D 00:00, D+1 00:00 + lateness) is closed once the clock has passed its end or
-    an object named with a later arrival time exists (the producer's clock says so).
+    A window [D 00:00, D+1 00:00 + lateness) is closed once an object named with a later
+    arrival time exists (the producer's clock says so), or once the clock has passed its
+    end, but only within the horizon after that end: past it, the stream has been silent
+    for longer than anything the sensor re-processes, and only a new delivery moves it.
+    Days older than the horizon before the newest arrival are never requested. An empty
+    window is requested only when a later object closed it (the outage between two
+    deliveries gets its one run); days after the newest delivery are not requested at all.
     """
-    listed = sorted(objects, key=lambda o: o[1])
-    latest_arrival = listed[-1][1] if listed else None
+    horizon = timedelta(days=horizon_days)
+    # a name more than a day ahead of the clock is misdated: it must not move the floor
+    listed = sorted((o for o in objects if o[1] <= now + MAX_CLOCK_SKEW), key=lambda o: o[1])
+    if not listed:
+        return []
+    latest_arrival = listed[-1][1]
+    cursor.advance(latest_arrival.date(), horizon_days)
     requests = []
-    newest_with_data: date | None = None
     for day in sorted(days):
+        if cursor.floor is not None and day < cursor.floor:
+            continue
         start, end = clickstream_window(day, lateness)
-        closed = now >= end or (latest_arrival is not None and latest_arrival >= end)
-        if not closed:
+        closed_by_data = latest_arrival >= end
+        if not (closed_by_data or end <= now < end + horizon):
             continue
         members = [(key, etag) for key, arrival, etag in listed if start <= arrival < end]
         if members:
-            newest_with_data = day
             if cursor.first is None or day < cursor.first:
                 cursor.first = day
-        elif cursor.first is None or day < cursor.first:
-            continue  # before the stream ever delivered anything: nothing to process
+        elif not closed_by_data or cursor.first is None or day < cursor.first:
+            continue  # after the newest delivery, or before the stream delivered anything
         fp = window_fingerprint(members)
         if cursor.requested.get(day) == fp:
             continue
@@ -178,7 +201,6 @@ def plan_clickstream(
             "churn/objects": str(len(members)),
         }
         requests.append(DayRequest(day, fp, tags))
-    cursor.advance(newest_with_data, horizon_days)
     return requests
 
 

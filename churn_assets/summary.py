@@ -85,6 +85,8 @@ class DemoProgress:
             "See it in the Dagster UI (assets, partitions, checks, metadata plots):",
             f"  make dev      (= DAGSTER_HOME={home} .venv/bin/dagster dev)",
             "  then open http://127.0.0.1:3000 -> Assets -> View lineage",
+            "Watch the sensors carry a new day to scores while it runs:",
+            "  .venv/bin/churn-assets next-day",
             rule,
         ]
         return "\n".join(lines)

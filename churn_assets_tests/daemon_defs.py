@@ -8,8 +8,9 @@ import (runs executed inside the daemon rebuild the job from this module and nee
 
 The graph is the project's own ``build_definitions`` with settings small enough for a few
 days of data to reach ``scores`` (H=2, G=1: labels final 3 days later; feature windows of
-2 days, training windows of 3: first model on day 6, first scores on day 7), sensors that
-tick every few seconds, and the in-process executor (one process per run, not per step).
+2 days, training windows of 3: first model on day 6, first scores on day 7), sensors
+(landing, automation and raw freshness) that tick every few seconds, and the in-process
+executor (one process per run, not per step).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import dagster as dg
 
 from churn_assets.definitions import build_definitions
 from churn_assets.environments import resources_for
+from churn_assets.freshness import FRESHNESS_SENSOR_NAME, FreshnessSettings
 from churn_assets.s3_demo import demo_settings
 from churn_assets.sensors import LandingSensorSettings, build_sensors
 
@@ -32,12 +34,17 @@ def build_small_definitions(
     history_start: date, sensor_interval_seconds: int = 5
 ) -> dg.Definitions:
     settings = demo_settings(history_start)
-    base = build_definitions(settings=settings, resources=resources_for("local", os.environ))
+    base = build_definitions(
+        settings=settings,
+        resources=resources_for("local", os.environ),
+        freshness=FreshnessSettings(sensor_interval_seconds=sensor_interval_seconds),
+    )
     sensor_settings = LandingSensorSettings(minimum_interval_seconds=sensor_interval_seconds)
+    freshness_sensors = [s for s in base.sensors or [] if s.name == FRESHNESS_SENSOR_NAME]
     return dg.Definitions(
         assets=base.assets,
         asset_checks=base.asset_checks,
-        sensors=build_sensors(settings, sensor_settings),
+        sensors=[*build_sensors(settings, sensor_settings), *freshness_sensors],
         resources=base.resources,
         executor=dg.in_process_executor,
     )

@@ -13,6 +13,11 @@ The test asserts that every file was processed, and processed once per delivery:
 window. Runs execute inside the daemon process (``SyncInMemoryRunLauncher``, meant for
 tests) because a fresh Python process per run costs several seconds of imports on two
 cores; sensors, run queue and automation are the real daemon's.
+
+The second test is ``make demo`` then ``make dev``, small: an instance holding a backfilled
+local history that ended months before today. The daemon ticks every sensor several
+times (the ticks are counted, not waited for) and launches nothing; ``next-day`` then
+lands one more morning and the daemon carries that day to ``scores``.
 """
 
 import gzip
@@ -47,8 +52,10 @@ CUSTOMERS = 600
 SEED = 5
 LATENESS = timedelta(hours=2)
 DAEMON_DEFS = Path(__file__).with_name("daemon_defs.py")
-FIRST_SCORES_TIMEOUT_S = 240
-REDELIVERY_TIMEOUT_S = 120
+FIRST_SCORES_TIMEOUT_S = 480  # generous: the machine running CI may be shared
+REDELIVERY_TIMEOUT_S = 240
+TICKS_TIMEOUT_S = 120
+NEXT_DAY_TIMEOUT_S = 480
 
 INSTANCE_YAML = """
 run_coordinator:
@@ -151,6 +158,48 @@ def wait_for(
         time.sleep(2)
 
 
+SENSORS = (
+    "billing_landing_sensor",
+    "clickstream_landing_sensor",
+    "churn_automation_sensor",
+    "raw_freshness_sensor",
+)
+
+
+def completed_ticks(instance: dg.DagsterInstance) -> dict[str, list[Any]]:
+    """Every finished tick of every sensor the daemon has ticked, by sensor name."""
+    return {
+        state.instigator_name: [
+            tick
+            for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id)
+            if tick.is_completed
+        ]
+        for state in instance.all_instigator_state()
+    }
+
+
+def tick_counts(instance: dg.DagsterInstance) -> Counter:
+    return Counter({name: len(ticks) for name, ticks in completed_ticks(instance).items()})
+
+
+def wait_for_ticks(
+    instance: dg.DagsterInstance,
+    since: Counter,
+    ticks: int,
+    process: subprocess.Popen,
+    log: Path,
+    sensors: tuple[str, ...] = SENSORS,
+) -> None:
+    """Until each of ``sensors`` has finished ``ticks`` more ticks than counted in ``since``:
+    proof that the daemon looked, as many times as asked, rather than a guess of how long."""
+    wait_for(
+        lambda: all(tick_counts(instance)[s] >= since[s] + ticks for s in sensors),
+        TICKS_TIMEOUT_S,
+        process,
+        log,
+    )
+
+
 def objects_per_window(files: list[tuple[str, bytes]], day: date) -> int:
     start, end = clickstream_window(day, LATENESS)
     arrivals = (parse_clickstream_arrival(key) for key, _ in files)
@@ -206,7 +255,10 @@ def test_files_landing_in_s3_end_in_scores_with_every_file_processed_once(
             process,
             log,
         )
-        time.sleep(12)  # a few more ticks of every sensor: nothing may be requested again
+        # three more finished ticks of every sensor after the rerun: nothing requested again
+        runs_after_rerun = len(instance.get_runs())
+        wait_for_ticks(instance, tick_counts(instance), 3, process, log)
+        assert len(instance.get_runs()) == runs_after_rerun
 
         billing = count_by_partition(instance, "raw_billing")
         assert billing == Counter({d.isoformat(): 1 for d in days[:-1]} | {last.isoformat(): 2})
@@ -251,3 +303,69 @@ def test_files_landing_in_s3_end_in_scores_with_every_file_processed_once(
             for asset, counts in before.items()
         }
         assert reran == {"features": [DAYS - 1], "labels": [DAYS - 4], "scores": [DAYS - 1]}
+
+
+def test_a_demo_like_instance_launches_nothing_until_the_next_day_lands_then_scores_it(
+    tmp_path: Path, daemon_home: Path, run_daemon: Any
+) -> None:
+    """``make demo`` then ``make dev``, small: a backfilled history that ended months before
+    today's clock. The daemon ticks every sensor several times and launches nothing; then
+    ``next-day`` lands one more morning of files and the daemon carries it to ``scores``."""
+    from churn_assets.next_day import release_next_day, split_by_landing_time
+    from churn_assets.resources.storage import LocalObjectStore
+    from churn_assets.runner import run_days
+    from churn_assets.s3_demo import demo_settings
+    from churn_assets_tests.support import local_definitions
+
+    start = datetime.now(timezone.utc).date() - timedelta(days=200)
+    days = [start + timedelta(days=i) for i in range(DAYS)]
+    settings = demo_settings(start)
+    data = tmp_path / "data"
+    landing, upcoming = LocalObjectStore(data / "landing"), LocalObjectStore(data / "upcoming")
+    config = GeneratorConfig(
+        start=start, days=DAYS + 2, customers=CUSTOMERS, seed=SEED, horizon_days=2, grace_days=1
+    )
+    generate_landing(split_by_landing_time(landing, upcoming, days[-1]), config)
+    defs = local_definitions(data, data / "landing", settings)
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(daemon_home))) as instance:
+        backfill = run_days(defs, instance, settings, days)
+        assert all(o.success for o in backfill)
+        assert count_by_partition(instance, "scores")[days[-1].isoformat()] == 1
+        backfill_runs = len(instance.get_runs())
+
+        process = run_daemon(
+            {
+                "CHURN_LANDING_URL": str(data / "landing"),
+                "CHURN_WAREHOUSE_URL": str(data / "warehouse"),
+                "CHURN_MODEL_STORE_URL": str(data / "models"),
+                "CHURN_DAEMON_HISTORY_START": start.isoformat(),
+                "CHURN_DAEMON_SENSOR_INTERVAL": "3",
+            }
+        )
+        log = daemon_home / "daemon.log"
+        wait_for_ticks(instance, Counter(), 4, process, log)
+        ticks = completed_ticks(instance)
+        assert len(instance.get_runs()) == backfill_runs
+        assert not [t.run_ids for name in SENSORS for t in ticks[name] if t.run_ids]
+        assert {t.status.value for name in SENSORS[:2] for t in ticks[name]} == {"SKIPPED"}
+
+        released = release_next_day(landing, upcoming)
+        assert released.day == days[-1] + timedelta(days=1)
+        wait_for(
+            lambda: count_by_partition(instance, "scores")[released.day.isoformat()] >= 1,
+            NEXT_DAY_TIMEOUT_S,
+            process,
+            log,
+        )
+        all_runs = instance.get_runs()  # newest first
+        launched = Counter(
+            (r.tags.get("dagster/sensor_name"), r.tags.get("dagster/partition"))
+            for r in all_runs[: len(all_runs) - backfill_runs]
+        )
+        day = released.day.isoformat()
+        landing_runs = {key: n for key, n in launched.items() if key[0] in SENSORS[:2]}
+        assert landing_runs == {
+            ("billing_landing_sensor", day): 1,
+            ("clickstream_landing_sensor", day): 1,
+        }
+        assert {name for name, _ in launched} <= {*SENSORS[:3]}, launched

@@ -133,41 +133,82 @@ def test_a_backfill_of_an_old_day_does_not_make_a_missing_day_fresh(
     assert evaluate(instance, at(date(2026, 3, 11), 10))["raw_billing"].passed
 
 
-def test_the_sensor_runs_the_checks_when_they_can_have_changed(
+class SensorTicks:
+    """The freshness sensor with an injected clock, ticked as the daemon ticks it."""
+
+    def __init__(self, instance: dg.DagsterInstance, settings: FreshnessSettings | None = None):
+        self.now = at(START, 0)
+        self.freshness = build_freshness(settings, clock=lambda: self.now)
+        self.defs = dg.Definitions(
+            assets=[raw_billing, raw_clickstream],
+            asset_checks=self.freshness.checks,
+            sensors=[self.freshness.sensor],
+            resources={"io_manager": dg.mem_io_manager},
+        )
+        self.sensor = self.defs.get_sensor_def(FRESHNESS_SENSOR_NAME)
+        self.instance = instance
+        self.cursor: str | None = None
+
+    def tick(self, now: datetime) -> dict[str, dg.AssetCheckEvaluation]:
+        """The evaluations reported by one tick; asserts that it requested no run."""
+        self.now = now
+        context = dg.build_sensor_context(
+            instance=self.instance, cursor=self.cursor, definitions=self.defs
+        )
+        result = self.sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        assert not result.run_requests
+        self.cursor = result.cursor
+        return {e.asset_key.to_user_string(): e for e in result.asset_events}  # type: ignore[union-attr]
+
+
+def test_the_sensor_reports_each_verdict_once_and_launches_no_run(
     instance: dg.DagsterInstance,
 ) -> None:
-    freshness = build_freshness()
-    defs = dg.Definitions(
-        assets=[raw_billing, raw_clickstream],
-        asset_checks=freshness.checks,
-        sensors=[freshness.sensor],
-        resources={"io_manager": dg.mem_io_manager},
-    )
-    sensor = defs.get_sensor_def(FRESHNESS_SENSOR_NAME)
-    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-
-    def tick(now: datetime) -> set[str]:
-        with freeze_time(now):
-            context = dg.build_sensor_context(instance=instance, definitions=defs)
-            request = sensor(context)
-        if not isinstance(request, dg.RunRequest):
-            return set()
-        return {k.asset_key.to_user_string() for k in request.asset_check_keys or []}
-
+    ticks = SensorTicks(instance)
+    assert ticks.sensor.default_status == dg.DefaultSensorStatus.RUNNING
     land(instance, raw_billing, *days(START, date(2026, 3, 9)))
     land(instance, raw_clickstream, *days(START, date(2026, 3, 10)))
-    now = at(date(2026, 3, 11), 7)
-    assert tick(now) == {"raw_billing", "raw_clickstream"}  # never evaluated: both
-    evaluate(instance, now)
-    # billing failed and nothing changed: not re-run; clickstream passed and stays fresh
-    # until its next deadline, so nothing to do.
-    assert tick(now + timedelta(minutes=10)) == set()
-    backfill(instance, raw_billing, date(2026, 3, 5), at(date(2026, 3, 11), 8))  # backfill
-    assert tick(at(date(2026, 3, 11), 9)) == {"raw_billing"}  # re-run: and it fails again
-    assert not evaluate(instance, at(date(2026, 3, 11), 9))["raw_billing"].passed
-    # The next morning, after 03:00, clickstream's 03-11 is due: the sensor re-runs it.
-    assert "raw_clickstream" in tick(at(date(2026, 3, 12), 4))
-    assert not evaluate(instance, at(date(2026, 3, 12), 4))["raw_clickstream"].passed
+
+    first = ticks.tick(at(date(2026, 3, 11), 7))
+    assert not first["raw_billing"].passed and first["raw_clickstream"].passed
+    assert first["raw_billing"].metadata["due_partition"].value == "2026-03-10"
+    assert first["raw_billing"].metadata["newest_partition"].value == "2026-03-09"
+    assert first["raw_billing"].check_name == "freshness_check"
+    # the same verdicts as Dagster's own check, executed in a run at the same time
+    executed = evaluate(instance, at(date(2026, 3, 11), 7))
+    assert {a: e.passed for a, e in first.items()} == {a: e.passed for a, e in executed.items()}
+
+    assert ticks.tick(at(date(2026, 3, 11), 7) + timedelta(minutes=10)) == {}  # flagged once
+    backfill(instance, raw_billing, date(2026, 3, 5), at(date(2026, 3, 11), 8))
+    assert ticks.tick(at(date(2026, 3, 11), 9)) == {}  # an old day does not make 03-10 fresh
+    land(instance, raw_billing, date(2026, 3, 10), when=at(date(2026, 3, 11), 9))
+    landed = ticks.tick(at(date(2026, 3, 11), 10))
+    assert set(landed) == {"raw_billing"} and landed["raw_billing"].passed
+    # the next morning after 03:00 clickstream's 03-11 is due and missing: flagged
+    morning = ticks.tick(at(date(2026, 3, 12), 4))
+    assert set(morning) == {"raw_clickstream"} and not morning["raw_clickstream"].passed
+    assert ticks.tick(at(date(2026, 3, 12), 5)) == {}
+
+
+def test_a_landing_that_stopped_months_ago_is_flagged_once_per_day_due(
+    instance: dg.DagsterInstance,
+) -> None:
+    """The demo's instance opened in the UI months after its history ends: one failing
+    verdict per raw asset, no run, nothing more until the next day is due."""
+    land(instance, raw_billing, *days(START, date(2026, 3, 9)))
+    land(instance, raw_clickstream, *days(START, date(2026, 3, 9)))
+    ticks = SensorTicks(instance)
+    now = at(date(2026, 12, 7), 12)
+    flagged = ticks.tick(now)
+    assert {a: e.passed for a, e in flagged.items()} == {
+        "raw_billing": False,
+        "raw_clickstream": False,
+    }
+    assert flagged["raw_clickstream"].metadata["due_partition"].value == "2026-12-06"
+    for minutes in range(10, 120, 10):
+        assert ticks.tick(now + timedelta(minutes=minutes)) == {}
+    assert set(ticks.tick(at(date(2026, 12, 8), 7))) == {"raw_billing", "raw_clickstream"}
 
 
 def test_deadlines_are_configurable(instance: dg.DagsterInstance) -> None:
@@ -211,8 +252,7 @@ def test_the_project_definitions_carry_the_freshness_checks_sensor_and_policy(
     graph = defs.resolve_asset_graph()
     keys = {k for k in graph.asset_check_keys if k.name == "freshness_check"}
     assert {k.asset_key.to_user_string() for k in keys} == {"raw_billing", "raw_clickstream"}
-    sensor = defs.get_sensor_def(FRESHNESS_SENSOR_NAME)
-    assert sensor.asset_selection is not None
+    assert defs.get_sensor_def(FRESHNESS_SENSOR_NAME).name == FRESHNESS_SENSOR_NAME
     for name in ("model", "scores"):
         assert graph.get(dg.AssetKey(name)).freshness_policy == serving_freshness_policy()
     assert graph.get(dg.AssetKey("features")).freshness_policy is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -59,9 +60,6 @@ class Producer:
         """Upload; returns the object's HEAD (its LastModified and ETag) unless told not to."""
         self.client.put_object(Bucket=self.bucket, Key=f"{PREFIX}/{key}", Body=data)
         return self.client.head_object(Bucket=self.bucket, Key=f"{PREFIX}/{key}") if head else {}
-
-    def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=f"{PREFIX}/{key}")
 
     def billing_part(self, day: date, part: int = 0, content: str = "v1") -> None:
         csv = f"customer_id,snapshot_date\nC{part:07d},{day}\n# {content}\n"
@@ -189,18 +187,24 @@ def test_one_request_per_complete_billing_day_and_none_without_success(
 
 
 def test_redelivery_requests_the_day_again_once_complete(
-    instance: dg.DagsterInstance, landing: LandingZone, producer: Producer
+    fresh_instance: dg.DagsterInstance, tmp_path: Any, dagster_s3: Any
 ) -> None:
-    producer.billing_day(day(0), parts=2)
-    sensors = Sensors(instance, landing, utc(day(3), 8))
+    """On a local landing directory whose modification times the test sets: the order of
+    LastModified values is exact, with no waiting for a clock to tick."""
+    store = LocalObjectStore(tmp_path)
+    landed = utc(day(1), 3)
+    for part in range(2):
+        put_at(store, f"billing/dt={day(0)}/part-{part:05d}.csv.gz", b"v1", landed)
+    put_at(store, f"billing/dt={day(0)}/_SUCCESS", b"", landed + timedelta(seconds=1))
+    sensors = Sensors(fresh_instance, LandingZone(url=str(tmp_path), s3=dagster_s3), utc(day(3)))
     (original,) = sensors.billing()
 
-    time.sleep(1.05)  # the re-delivery's parts get a later LastModified second than the marker
-    producer.billing_part(day(0), 0, content="corrected")
-    producer.delete(f"billing/dt={day(0)}/part-00001.csv.gz")
+    again = utc(day(2), 11)
+    put_at(store, f"billing/dt={day(0)}/part-00000.csv.gz", b"corrected", again)
+    store.delete(f"billing/dt={day(0)}/part-00001.csv.gz")
     assert sensors.billing() == []  # parts newer than _SUCCESS: re-delivery in progress
 
-    producer.billing_success(day(0))
+    put_at(store, f"billing/dt={day(0)}/_SUCCESS", b"", again + timedelta(seconds=1))
     (redelivered,) = sensors.billing()
     assert redelivered.partition_key == str(day(0))
     assert redelivered.run_key != original.run_key
@@ -309,7 +313,8 @@ def test_late_clickstream_object_inside_and_outside_the_reprocessing_horizon(
         producer.clickstream(utc(day(offset), 10))
     counting = CountingLanding(landing)
     sensors = Sensors(instance, counting, utc(day(8), 3), horizon_days=3)
-    assert partitions(sensors.clickstream()) == [str(day(i)) for i in range(8)]
+    # a fresh cursor too requests nothing older than the horizon before the newest delivery
+    assert partitions(sensors.clickstream()) == [str(day(i)) for i in range(4, 8)]
     cursor = DayCursor.load(sensors.cursors[CLICKSTREAM_SENSOR])
     assert cursor.floor == day(7 - 3)
     assert sorted(cursor.requested) == [day(i) for i in range(4, 8)]  # bounded by the horizon
@@ -370,28 +375,23 @@ def test_sensors_work_on_a_local_landing_directory(
     assert sensors.billing() == sensors.clickstream() == []
 
 
-def test_days_already_materialized_with_the_same_content_are_not_requested_again(
-    instance: dg.DagsterInstance, tmp_path: Any, dagster_s3: Any
+def record_materialized(
+    instance: dg.DagsterInstance, local: LandingZone, days: Iterable[date]
 ) -> None:
-    """A fresh cursor (new deployment, the demo's backfill done by hand) repeats nothing the
-    instance already holds for the same delivery, and still sees a re-delivery."""
+    """Report raw_billing and raw_clickstream of ``days`` as materialized with the
+    fingerprints their assets record: what a backfill (the demo's) leaves on the instance."""
     from churn_assets.core.landing_layout import (
         DELIVERY_METADATA,
         WINDOW_METADATA,
+        clickstream_window,
         fingerprint,
         window_fingerprint,
     )
 
-    store = LocalObjectStore(tmp_path)
-    for offset in (0, 1):
-        store.put(f"billing/dt={day(offset)}/part-00000.csv.gz", gzip.compress(b"customer_id\n"))
-        store.put(f"billing/dt={day(offset)}/_SUCCESS", b"")
-        store.put(Producer.clickstream_key(utc(day(offset), 9)), gzip.compress(b"{}"))
-    local = LandingZone(url=str(tmp_path), s3=dagster_s3)
-    for offset in (0, 1):
-        delivery = local.billing_delivery(day(offset))
+    for partition in days:
+        delivery = local.billing_delivery(partition)
         assert delivery is not None
-        listing = local.clickstream_objects(utc(day(offset)), utc(day(offset), 23, 59, 59))
+        listing = local.clickstream_objects(*clickstream_window(partition, timedelta(hours=2)))
         for asset, key, value in (
             ("raw_billing", DELIVERY_METADATA, fingerprint([delivery.version])),
             (
@@ -401,15 +401,119 @@ def test_days_already_materialized_with_the_same_content_are_not_requested_again
             ),
         ):
             instance.report_runless_asset_event(
-                dg.AssetMaterialization(asset, partition=str(day(offset)), metadata={key: value})
+                dg.AssetMaterialization(asset, partition=str(partition), metadata={key: value})
             )
-    sensors = Sensors(instance, local, utc(day(2), 3))
+
+
+def put_at(store: LocalObjectStore, key: str, data: bytes, when: datetime) -> None:
+    """Write ``key`` with the modification time ``when``: deterministic LastModified order."""
+    store.put(key, data)
+    os.utime(store.uri(key), (when.timestamp(), when.timestamp()))
+
+
+def billing_at(store: LocalObjectStore, partition: date, content: bytes = b"customer_id\n") -> None:
+    """A one-part billing delivery of ``partition``, landing at D+1 03:00 as the CRM's does."""
+    landed = utc(partition + timedelta(days=1), 3)
+    put_at(store, f"billing/dt={partition}/part-00000.csv.gz", gzip.compress(content), landed)
+    put_at(store, f"billing/dt={partition}/_SUCCESS", b"", landed + timedelta(seconds=1))
+
+
+def test_days_already_materialized_with_the_same_content_are_not_requested_again(
+    fresh_instance: dg.DagsterInstance, tmp_path: Any, dagster_s3: Any
+) -> None:
+    """A fresh cursor (new deployment, the demo's backfill done by hand) repeats nothing the
+    instance already holds for the same delivery, and still sees a re-delivery."""
+    store = LocalObjectStore(tmp_path)
+    for offset in (0, 1):
+        billing_at(store, day(offset))
+        store.put(Producer.clickstream_key(utc(day(offset), 9)), gzip.compress(b"{}"))
+    local = LandingZone(url=str(tmp_path), s3=dagster_s3)
+    record_materialized(fresh_instance, local, [day(0), day(1)])
+    sensors = Sensors(fresh_instance, local, utc(day(2), 3))
     assert sensors.billing() == []
     assert sensors.clickstream() == []
-    time.sleep(0.01)
-    store.put(f"billing/dt={day(1)}/part-00000.csv.gz", gzip.compress(b"customer_id\nC1\n"))
-    store.put(f"billing/dt={day(1)}/_SUCCESS", b"")
+    # delivered again a day later: new part content, then a new marker
+    redelivered = utc(day(3), 3)
+    put_at(store, f"billing/dt={day(1)}/part-00000.csv.gz", gzip.compress(b"id\nC1\n"), redelivered)
+    assert sensors.billing() == []  # the part is newer than the marker: still being written
+    put_at(store, f"billing/dt={day(1)}/_SUCCESS", b"", redelivered + timedelta(seconds=1))
     assert partitions(sensors.billing()) == [str(day(1))]
+
+
+def test_a_landing_that_stopped_long_ago_starts_nothing_until_a_new_day_lands(
+    fresh_instance: dg.DagsterInstance, tmp_path: Any, dagster_s3: Any
+) -> None:
+    """The demo's situation: its history was backfilled, it ended months before the clock.
+
+    The last day's late objects (arriving after midnight) open the next day's window, and
+    every day from there to today has no object: none of it is requested, on the first tick
+    or any later one. The next day's files (objects until after its window closed, then its
+    billing) are requested at once, the day after it is not (its window is still open).
+    """
+    store = LocalObjectStore(tmp_path)
+    last = 5
+    for offset in range(last + 1):
+        billing_at(store, day(offset))
+        for hour in (1, 10, 23):
+            store.put(Producer.clickstream_key(utc(day(offset), hour)), gzip.compress(b"{}"))
+    store.put(Producer.clickstream_key(utc(day(last + 1), 0, 30)), gzip.compress(b"{}"))
+    local = LandingZone(url=str(tmp_path), s3=dagster_s3)
+    record_materialized(fresh_instance, local, [day(i) for i in range(last + 1)])
+    sensors = Sensors(fresh_instance, local, utc(day(200), 12))
+
+    for _tick in range(3):
+        assert sensors.billing() == []
+        assert sensors.clickstream() == []
+        sensors.clock.now += timedelta(days=1)
+    cursor = DayCursor.load(sensors.cursors[CLICKSTREAM_SENSOR])
+    assert cursor.floor == day(last + 1 - 14)
+    assert max(cursor.requested) == day(last)  # nothing after the last delivered day
+
+    for hour in (3, 10, 23):  # the rest of the next day, until its window has closed
+        store.put(Producer.clickstream_key(utc(day(last + 1), hour)), gzip.compress(b"{}"))
+    store.put(Producer.clickstream_key(utc(day(last + 2), 2, 30)), gzip.compress(b"{}"))
+    billing_at(store, day(last + 1))
+    assert partitions(sensors.billing()) == [str(day(last + 1))]
+    (next_day,) = sensors.clickstream()
+    assert next_day.partition_key == str(day(last + 1))
+    assert next_day.tags["churn/objects"] == "4"
+    assert sensors.billing() == sensors.clickstream() == []
+
+
+def test_a_fresh_cursor_requests_only_the_horizon_before_the_newest_delivery(
+    fresh_instance: dg.DagsterInstance, tmp_path: Any, dagster_s3: Any
+) -> None:
+    """A landing zone nobody materialized yet (another producer's history, the clock months
+    ahead): the sensors take the last ``horizon`` days; older days are the backfill's job."""
+    store = LocalObjectStore(tmp_path)
+    for offset in range(30):
+        billing_at(store, day(offset))
+        store.put(Producer.clickstream_key(utc(day(offset), 10)), gzip.compress(b"{}"))
+    store.put(Producer.clickstream_key(utc(day(30), 3)), gzip.compress(b"{}"))  # closes day 29
+    local = LandingZone(url=str(tmp_path), s3=dagster_s3)
+    sensors = Sensors(fresh_instance, local, utc(day(240), 12), horizon_days=5)
+    assert partitions(sensors.billing()) == [str(day(i)) for i in range(24, 30)]
+    assert partitions(sensors.clickstream()) == [str(day(i)) for i in range(25, 30)]
+    assert sensors.billing() == sensors.clickstream() == []
+
+
+def test_days_without_objects_after_the_newest_delivery_are_never_requested(
+    fresh_instance: dg.DagsterInstance, tmp_path: Any, dagster_s3: Any
+) -> None:
+    """The stream stops: its last day is processed once the clock closes it, then nothing,
+    day after day (the freshness check flags the outage); an empty day between two
+    deliveries is requested once (its volume check flags it)."""
+    store = LocalObjectStore(tmp_path)
+    for offset in (0, 1, 3):
+        store.put(Producer.clickstream_key(utc(day(offset), 10)), gzip.compress(b"{}"))
+    local = LandingZone(url=str(tmp_path), s3=dagster_s3)
+    sensors = Sensors(fresh_instance, local, utc(day(4), 3))
+    requests = sensors.clickstream()
+    assert partitions(requests) == [str(day(i)) for i in range(4)]
+    assert [r.tags["churn/objects"] for r in requests] == ["1", "1", "0", "1"]
+    for _tick in range(10):
+        sensors.clock.now += timedelta(days=1)
+        assert sensors.clickstream() == []
 
 
 # --- the automation condition sensor's policy (declarative automation downstream) ---------
@@ -590,6 +694,22 @@ def test_automation_tolerates_a_missing_billing_day_and_ignores_days_past_the_lo
     auto.run({"sessions": [5]})
     assert auto.tick() == {}
 
-    auto.now = utc(day(30), 8)  # much later: day 0 is outside every lookback
+    auto.now = utc(day(30), 8)  # much later, day 29 lands: day 0 is outside every lookback
+    auto.land("raw_clickstream", [29])
+    assert auto.tick() == {"sessions": [29]}
+    auto.run({"sessions": [29]})
     auto.land("raw_billing", [0])
     assert auto.tick() == {}
+
+
+def test_automation_counts_its_lookback_from_the_newest_raw_day_not_the_wall_clock(
+    fresh_instance: dg.DagsterInstance,
+) -> None:
+    """A history that ended months before today (the demo's): a day landing now still runs
+    downstream, as it would on the day after it."""
+    auto = Automation(fresh_instance, small_settings(), horizon=3)
+    auto.now = utc(day(300), 8)
+    assert auto.tick() == {}
+    auto.land("raw_billing", range(5))
+    auto.land("raw_clickstream", range(5))
+    assert auto.tick() == {"sessions": [0, 1, 2, 3, 4], "labels": [0, 1]}

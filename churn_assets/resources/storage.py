@@ -136,7 +136,10 @@ class LocalObjectStore:
     def list(self, prefix: str) -> Iterator[StoredObject]:
         """Objects whose key starts with ``prefix``, in key order (as S3 lists them)."""
         for path in self._walk(prefix)[0]:
-            yield self._stored(path)
+            try:
+                yield self._stored(path)
+            except FileNotFoundError:
+                continue  # deleted since the directory was read (a concurrent clean-up)
 
     def refused(self, prefix: str) -> list[tuple[str, str]]:
         """(key, reason) of the entries under ``prefix`` that are not listed (symlinks)."""

@@ -3,15 +3,26 @@
 Layout: ``<asset>/dt=<partition>/<version>/<table>.parquet`` plus a ``_CURRENT`` pointer
 written last. A reader follows the pointer, so a run that crashes mid-write leaves the
 previous version of the partition readable, and re-materialising a partition never mixes
-files of two runs. An asset returns either one DataFrame (table ``data``) or a dict of
-named DataFrames (``raw_clickstream`` keeps its events and its quarantine side by side).
+files of two runs.
+
+Two runs may write the same partition at once (a sensor's run and a manual re-run). Each
+write has its own version; after switching the pointer a writer deletes only the version
+the pointer named before (which no writer can name again) and versions nobody touched for
+``stale_version_after_seconds`` (debris of crashed or outraced writers), never a version
+another writer may be about to point at. A reader whose version is deleted under it (the
+pointer moved on) follows the pointer again.
+
+An asset returns either one DataFrame (table ``data``) or a dict of named DataFrames
+(``raw_clickstream`` keeps its events and its quarantine side by side).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import uuid
 from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import pandas as pd
@@ -20,6 +31,8 @@ from churn_assets.resources.location import StorageLocation
 
 POINTER = "_CURRENT"
 SINGLE_TABLE = "data"
+READ_ATTEMPTS = 10
+"""Times a reader follows a moving pointer before giving up (each move is a finished write)."""
 WINDOW_INPUT = "partition_window"
 """Input metadata flag: load a partition range as {partition_key: value}, skipping missing days."""
 
@@ -39,43 +52,84 @@ def from_parquet_bytes(data: bytes) -> pd.DataFrame:
 class ParquetWarehouse(dg.ConfigurableIOManager, StorageLocation):
     """Typed tables: ``data/warehouse`` locally, ``s3://bucket/prefix`` in production."""
 
+    stale_version_after_seconds: int = 3600
+    """A version that is not current and unchanged for this long is debris: deleted. Longer
+    than any write of one partition's tables takes."""
+
     @staticmethod
     def partition_prefix(asset_path: list[str], partition_key: str | None) -> str:
         base = "/".join(asset_path)
         return f"{base}/dt={partition_key}/" if partition_key else f"{base}/"
 
+    def _pointer(self, prefix: str) -> dict | None:
+        try:
+            return json.loads(self.store.get(prefix + POINTER))
+        except KeyError:
+            return None
+
     def write_tables(self, prefix: str, version: str, value: TableValue) -> dict[str, int]:
-        """Write every table of ``value`` under ``prefix``+version, then switch the pointer."""
+        """Write every table of ``value`` under ``prefix``+version, then switch the pointer.
+
+        ``version`` must be new for every write (``handle_output`` adds a random suffix to
+        the run id): a version deleted as stale must never be written again.
+        """
         tables = {SINGLE_TABLE: value} if isinstance(value, pd.DataFrame) else dict(value)
         for name, frame in tables.items():
             self.store.put(f"{prefix}{version}/{name}.parquet", to_parquet_bytes(frame))
         rows = {name: len(frame) for name, frame in tables.items()}
+        previous = self._pointer(prefix)
         pointer = {"version": version, "tables": rows, "single": isinstance(value, pd.DataFrame)}
         self.store.put(prefix + POINTER, json.dumps(pointer).encode())
-        stale_versions = {
-            rest.split("/", 1)[0]
-            for rest in (obj.key[len(prefix) :] for obj in self.store.list(prefix))
-            if "/" in rest and not rest.startswith(version + "/")
-        }
-        for stale in stale_versions:
-            self.store.delete_prefix(f"{prefix}{stale}/")
+        replaced = previous["version"] if previous else None
+        self._delete_stale_versions(prefix, keep=version, replaced=replaced)
         return rows
 
+    def _delete_stale_versions(self, prefix: str, keep: str, replaced: str | None) -> None:
+        """Delete ``replaced`` (the version this write's pointer replaced), ``keep`` (this
+        write's own) if another write already replaced it, and versions untouched for
+        ``stale_version_after_seconds``; never the version the pointer names."""
+        newest: dict[str, datetime] = {}
+        for obj in self.store.list(prefix):
+            version, sep, _ = obj.key[len(prefix) :].partition("/")
+            if sep:
+                newest[version] = max(newest.get(version, obj.last_modified), obj.last_modified)
+        current = self._pointer(prefix)
+        if current is not None and current["version"] != keep:
+            keep = current["version"]  # another write replaced ours: nobody will name it again
+        protected = {keep}
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=self.stale_version_after_seconds)
+        for version, touched in newest.items():
+            if version not in protected and (version == replaced or touched < cutoff):
+                self.store.delete_prefix(f"{prefix}{version}/")
+
     def read_tables(self, prefix: str) -> TableValue | None:
-        """The current version under ``prefix``, or None when it was never written."""
-        if not self.store.exists(prefix + POINTER):
-            return None
-        pointer = json.loads(self.store.get(prefix + POINTER))
-        tables = {
-            name: from_parquet_bytes(self.store.get(f"{prefix}{pointer['version']}/{name}.parquet"))
-            for name in pointer["tables"]
-        }
-        return tables[SINGLE_TABLE] if pointer["single"] else tables
+        """The current version under ``prefix``, or None when it was never written.
+
+        A concurrent writer may delete the version just read from the pointer once its own
+        pointer replaced it: the reader then follows the pointer again.
+        """
+        for _attempt in range(READ_ATTEMPTS):
+            pointer = self._pointer(prefix)
+            if pointer is None:
+                return None
+            try:
+                tables = {
+                    name: from_parquet_bytes(
+                        self.store.get(f"{prefix}{pointer['version']}/{name}.parquet")
+                    )
+                    for name in pointer["tables"]
+                }
+            except KeyError:
+                if self._pointer(prefix) == pointer:
+                    raise  # not replaced: the version is really incomplete
+                continue
+            return tables[SINGLE_TABLE] if pointer["single"] else tables
+        raise RuntimeError(f"{self.store.uri(prefix)}: the pointer kept moving while reading")
 
     def handle_output(self, context: dg.OutputContext, obj: TableValue) -> None:
         partition = context.asset_partition_key if context.has_asset_partitions else None
         prefix = self.partition_prefix(list(context.asset_key.path), partition)
-        rows = self.write_tables(prefix, context.run_id, obj)
+        rows = self.write_tables(prefix, f"{context.run_id}-{uuid.uuid4().hex[:8]}", obj)
         context.add_output_metadata(
             {"dagster/uri": dg.MetadataValue.path(self.store.uri(prefix + POINTER))}
             | {f"stored_rows_{name}": dg.MetadataValue.int(n) for name, n in rows.items()}
