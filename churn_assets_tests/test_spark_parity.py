@@ -629,7 +629,8 @@ def test_raw_clickstream_and_sessions_identical_on_a_messy_history(
 
 def test_the_messy_history_has_every_kind_of_mess(messy_parity: MessyParity) -> None:
     total = {k: sum(r.accounting[k] for r in messy_parity.spark) for k in ACCOUNTING_KEYS}
-    for reason in QUARANTINE_REASONS:
+    # object_over_cap: the object caps are applied by the embedded engine only (not Spark's).
+    for reason in (r for r in QUARANTINE_REASONS if r != "object_over_cap"):
         assert total[f"quarantined_{reason}"] > 0, reason
     for key in ("duplicate", "anonymous", "other_date", "objects_unreadable"):
         assert total[key] > 0, key
