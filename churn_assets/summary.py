@@ -85,6 +85,10 @@ class DemoProgress:
             "See it in the Dagster UI (assets, partitions, checks, metadata plots):",
             f"  make dev      (= DAGSTER_HOME={home} .venv/bin/dagster dev)",
             "  then open http://127.0.0.1:3000 -> Assets -> View lineage",
+            "",
+            "The sales desk (today's call list, each customer's story, CSV/Excel export):",
+            "  make desk     (= .venv/bin/churn-assets desk)",
+            "  then open http://127.0.0.1:8050",
             rule,
         ]
         return "\n".join(lines)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from churn_assets.resources.location import StorageLocation
 
@@ -61,16 +63,41 @@ class ParquetWarehouse(dg.ConfigurableIOManager, StorageLocation):
             self.store.delete_prefix(f"{prefix}{stale}/")
         return rows
 
-    def read_tables(self, prefix: str) -> TableValue | None:
-        """The current version under ``prefix``, or None when it was never written."""
+    def _pointer(self, prefix: str) -> dict | None:
         if not self.store.exists(prefix + POINTER):
             return None
-        pointer = json.loads(self.store.get(prefix + POINTER))
+        return json.loads(self.store.get(prefix + POINTER))
+
+    def read_tables(self, prefix: str) -> TableValue | None:
+        """The current version under ``prefix``, or None when it was never written."""
+        pointer = self._pointer(prefix)
+        if pointer is None:
+            return None
         tables = {
             name: from_parquet_bytes(self.store.get(f"{prefix}{pointer['version']}/{name}.parquet"))
             for name in pointer["tables"]
         }
         return tables[SINGLE_TABLE] if pointer["single"] else tables
+
+    def read_arrow(
+        self,
+        prefix: str,
+        table: str = SINGLE_TABLE,
+        columns: Sequence[str] | None = None,
+        dictionary: Sequence[str] = (),
+    ) -> pa.Table | None:
+        """One table of the current version as Arrow, only ``columns`` (``dictionary``
+        columns dictionary-encoded); None when never written. For readers that need no
+        pandas, such as the sales desk: several times faster on wide string tables."""
+        pointer = self._pointer(prefix)
+        if pointer is None or table not in pointer["tables"]:
+            return None
+        data = self.store.get(f"{prefix}{pointer['version']}/{table}.parquet")
+        return pq.read_table(
+            io.BytesIO(data),
+            columns=list(columns) if columns is not None else None,
+            read_dictionary=list(dictionary) or None,
+        )
 
     def handle_output(self, context: dg.OutputContext, obj: TableValue) -> None:
         partition = context.asset_partition_key if context.has_asset_partitions else None
