@@ -28,16 +28,17 @@ def write_day(warehouse: ParquetWarehouse, asset: str, day: date, table: pd.Data
 
 
 def synthetic_warehouse(
-    root: Path,
+    url: Path | str,
     customers: int,
     days: Sequence[date],
     names: Sequence[str] = (),
     seed: int = 0,
+    s3: S3Resource | None = None,
 ) -> ParquetWarehouse:
-    """scores, raw_billing and features for ``days``; the first ``names`` replace the
-    generated account names of the first customers."""
+    """scores, raw_billing and features for ``days`` at ``url`` (a directory or s3://…);
+    the first ``names`` replace the generated account names of the first customers."""
     rng = np.random.default_rng(seed)
-    warehouse = ParquetWarehouse(url=str(root), s3=S3Resource())
+    warehouse = ParquetWarehouse(url=str(url), s3=s3 or S3Resource())
     ids = np.array([f"C{i:07d}" for i in range(customers)], dtype=object)
     account = np.array([f"Account {i} GmbH" for i in range(customers)], dtype=object)
     account[: len(names)] = list(names)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -13,10 +14,14 @@ import pyarrow as pa
 import pytest
 from starlette.testclient import TestClient
 
+from churn_assets.core.call_list import read_call_list_csv
 from churn_assets.desk import queries, status
 from churn_assets.desk.app import DeskSettings, create_app
+from churn_assets.desk.server import open_warehouse
 from churn_assets.desk.warehouse import DeskWarehouse
 from churn_assets_tests.desk_support import days_ending, synthetic_warehouse
+
+pytest_plugins = [f"{__package__}.s3_server" if __package__ else "s3_server"]
 
 LAST_DAY = date(2026, 3, 15)
 
@@ -217,12 +222,24 @@ def test_unknown_days_and_customers_are_404_pages_and_nothing_but_get_is_served(
 
 
 def test_an_empty_warehouse_says_how_to_run_the_demo(tmp_path: Path) -> None:
-    from churn_assets.desk.server import open_warehouse
-
     response = TestClient(create_app(open_warehouse(str(tmp_path / "nothing")))).get("/")
     assert response.status_code == 200
     assert "No scores yet" in response.text and "make demo" in response.text
     assert not (tmp_path / "nothing").exists()  # looking did not create anything
+
+
+def test_the_desk_reads_a_warehouse_on_s3(dagster_s3: Any, s3_bucket: str) -> None:
+    url = f"s3://{s3_bucket}/warehouse"
+    synthetic_warehouse(url, 30, days_ending(LAST_DAY, 8), names=['Zoë, "Ltd"'], s3=dagster_s3)
+    client = TestClient(create_app(open_warehouse(url, dagster_s3)))
+    listing = client.get("/")
+    assert listing.status_code == 200 and str(listing.url).endswith(f"/day/{LAST_DAY}")
+    assert "Zoë, &#34;Ltd&#34;" in listing.text
+    assert 'data-customer-id="C0000000"' in listing.text
+    exported = read_call_list_csv(client.get(f"/day/{LAST_DAY}/call_list.csv").content)
+    assert len(exported) == 30 and exported["change_since_last_week"].notna().all()
+    page = client.get(f"/day/{LAST_DAY}/customer/C0000000").text
+    assert page.count("<circle") == 8  # a week and a day of scores, all read from S3
 
 
 @pytest.fixture(scope="module")
