@@ -130,7 +130,10 @@ def cmd_desk(args: argparse.Namespace) -> int:
         import dagster as dg
 
         ensure_dagster_home()
-        instance = dg.DagsterInstance.get()  # names the blocking check behind missing scores
+        try:  # lets the banner name the blocking check behind missing scores
+            instance = dg.DagsterInstance.get()
+        except Exception as error:
+            print(f"NOTE: no Dagster instance ({error}); the banner will not name checks.")
     warehouse, settings = open_warehouse(url), DeskSettings(dagster_url=args.dagster_url)
     app = create_app(warehouse, settings, instance=instance)
     threading.Thread(target=warehouse.warm, args=(settings.history_days,), daemon=True).start()

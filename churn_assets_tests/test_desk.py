@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import time
+import urllib.request
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -240,6 +245,28 @@ def test_the_desk_reads_a_warehouse_on_s3(dagster_s3: Any, s3_bucket: str) -> No
     assert len(exported) == 30 and exported["change_since_last_week"].notna().all()
     page = client.get(f"/day/{LAST_DAY}/customer/C0000000").text
     assert page.count("<circle") == 8  # a week and a day of scores, all read from S3
+
+
+def test_the_desk_command_serves_the_warehouse_on_loopback(tmp_path: Path) -> None:
+    synthetic_warehouse(tmp_path / "warehouse", 10, [LAST_DAY])
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    command = [sys.executable, "-m", "churn_assets.cli", "desk", "--warehouse", "warehouse"]
+    process = subprocess.Popen(
+        [*command, "--port", "0"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        banner = process.stdout.readline() if process.stdout else ""
+        address = re.search(r"http://127\.0\.0\.1:(\d+)/", banner)
+        assert address, banner
+        with urllib.request.urlopen(address.group(0), timeout=30) as response:
+            html = response.read().decode()
+        assert response.url.endswith(f"/day/{LAST_DAY}")
+        assert 'data-customer-id="C0000000"' in html
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert not (tmp_path / ".dagster_home").exists()
 
 
 @pytest.fixture(scope="module")
