@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -300,3 +302,23 @@ def test_pages_load_under_a_second_for_100000_customers(hundred_thousand: DeskWa
     print(f"100,000 customers, (cpu s, wall s): first {cold}, then {warm}")
     assert max(cpu for cpu, _ in warm.values()) < 1.0, warm
     assert max(cpu for cpu, _ in cold.values()) < 5.0, cold  # first reads of the parquet files
+
+
+def test_exports_of_100000_customers(hundred_thousand: DeskWarehouse) -> None:
+    client = TestClient(create_app(hundred_thousand))
+    started = time.process_time()
+    csv = client.get(f"/day/{LAST_DAY}/call_list.csv")
+    assert time.process_time() - started < 3.0
+    assert len(read_call_list_csv(csv.content)) == 100_000
+    too_big = client.get(f"/day/{LAST_DAY}/call_list.xlsx")
+    assert too_big.status_code == 400 and "100,000 customers" in too_big.text
+    assert "filter to 10,000 or fewer" in client.get(f"/day/{LAST_DAY}").text
+    query = "tier=high&plan=pro&min_mrr=1500"
+    workbook = client.get(f"/day/{LAST_DAY}/call_list.xlsx?{query}")
+    assert workbook.status_code == 200
+    assert workbook.headers["content-disposition"].endswith(f'call_list_{LAST_DAY}_filtered.xlsx"')
+    expected = read_call_list_csv(client.get(f"/day/{LAST_DAY}/call_list.csv?{query}").content)
+    with zipfile.ZipFile(io.BytesIO(workbook.content)) as xlsx:
+        sheet = xlsx.read("xl/worksheets/sheet1.xml").decode()
+    assert 0 < len(expected) < 10_000
+    assert sheet.count("<row ") == len(expected) + 1  # a header and one row per customer

@@ -34,6 +34,9 @@ from churn_assets.desk.warehouse import ACTIVITY_COLUMNS, DESK_BILLING_COLUMNS, 
 log = logging.getLogger(__name__)
 
 BLOCKED_CHECKS_TTL_S = 60.0
+XLSX_MAX_ROWS = 10_000
+"""Excel files are written cell by cell in Python (seconds per 10,000 rows); a call list
+for people is a filtered one, and the CSV has no limit."""
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
@@ -181,6 +184,7 @@ def create_app(
             tiers=queries.TIERS,
             plans=queries.PLANS,
             written_at=warehouse.written_at("scores", day),
+            xlsx_max_rows=XLSX_MAX_ROWS,
         )
 
     def export(request: Request, kind: str) -> Response:
@@ -190,6 +194,14 @@ def create_app(
         filters = any((query.tier, query.plan, query.min_mrr is not None, query.search))
         name = f"call_list_{day}{'_filtered' if filters else ''}"
         if kind == "xlsx":
+            if rows.num_rows > XLSX_MAX_ROWS:
+                return page(
+                    "error.html",
+                    status_code=400,
+                    title="Too many rows for Excel",
+                    detail=f"This list has {rows.num_rows:,} customers; the Excel download "
+                    f"holds up to {XLSX_MAX_ROWS:,}. Filter the list, or download the CSV.",
+                )
             body = call_list_xlsx(rows, sheet=f"call list {day}")
             media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         else:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import Any
 
 WIDTH, HEIGHT = 720, 220
@@ -45,7 +44,6 @@ def score_chart(history: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
         for i, r in enumerate(rows)
     ]
     every = max(1, len(points) // 6)
-    changes = [p.x for prev, p in pairwise(points) if p.model_version != prev.model_version]
     return {
         "width": WIDTH,
         "height": HEIGHT,
@@ -59,6 +57,10 @@ def score_chart(history: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
             {"y": round(TOP + (1 - v) * inner_h, 1), "label": f"{v * 100:.0f}%"}
             for v in (0.0, 0.25, 0.5, 0.75, 1.0)
         ],
-        "labels": [p for i, p in enumerate(points) if i % every == 0 or i == len(points) - 1],
-        "model_changes": changes,
+        # every ``every``-th day, and the last one unless it would touch the label before it
+        "labels": [
+            p
+            for i, p in enumerate(points)
+            if i % every == 0 or (i == len(points) - 1 and i % every >= every / 2)
+        ],
     }
