@@ -170,7 +170,7 @@ def create_app(
         table = day_list_or_404(day)
         query = queries.ListQuery.from_params(request.query_params)
         result = queries.list_page(table, query)
-        versions = sorted(set(table.column("model_version").to_pylist()) - {None})
+        versions = sorted(v for v in table.column("model_version").unique().to_pylist() if v)
         return page(
             "list.html",
             day=day,
