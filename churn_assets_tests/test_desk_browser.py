@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from playwright.sync_api import sync_playwright
 
 from churn_assets.core.call_list import read_call_list_csv
 from churn_assets.desk.app import create_app
 from churn_assets.desk.server import open_warehouse, running
 from churn_assets_tests.support import EndToEndRun
-
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 
 CHROMIUM = os.environ.get("CHURN_CHROMIUM", "/usr/bin/chromium")
 HOSTILE = {
@@ -83,7 +82,7 @@ def desk(warehouse: Path) -> Iterator[str]:
 def browser() -> Iterator:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no Chromium at {CHROMIUM}: run `make setup` (apt-get install chromium)")
-    with playwright_api.sync_playwright() as p:
+    with sync_playwright() as p:
         args = ["--no-sandbox"] if os.geteuid() == 0 else []
         launched = p.chromium.launch(executable_path=CHROMIUM, args=args)
         yield launched
@@ -158,7 +157,9 @@ def test_a_customer_page_tells_the_story(page, desk, newest, warehouse: Path) ->
     ][-28:]
     assert page.locator("#score-chart circle").count() == len(history)
     assert cells(page, "#history tbody tr td:first-child") == list(reversed(history))
-    assert page.locator("#billing dd").first.inner_text() != ""
+    billing = read(warehouse, "raw_billing", day).set_index("customer_id").loc[row.customer_id]
+    seats = f"{billing.seats} seat{'s' if billing.seats != 1 else ''}"
+    assert page.locator("#billing dd").first.inner_text() == f"{billing.plan}, {seats}"
     assert page.locator("#activity tbody tr").count() >= 1
 
 
