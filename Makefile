@@ -5,7 +5,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup java demo test lint validate contracts dev
+.PHONY: setup java browser demo test lint validate contracts dev desk
 
 $(VENV)/.installed: pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -27,13 +27,26 @@ java:
 		echo "NOTE: no Java 17/21 found; the Spark engine needs one (apt-get install openjdk-17-jre-headless)."; \
 	fi
 
-setup: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml java
+# The sales desk's browser tests drive the machine's Chromium (no browser download).
+browser:
+	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "Installing Chromium for the sales desk's browser tests..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; \
+	else \
+		echo "NOTE: no Chromium found; the desk's browser tests need one (apt-get install chromium)."; \
+	fi
+
+setup: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml java browser
 
 demo: setup
 	$(BIN)/churn-assets demo
 
 dev: setup
 	$(BIN)/dagster dev
+
+desk: setup
+	$(BIN)/churn-assets desk
 
 lint: setup
 	$(BIN)/ruff check churn_assets churn_assets_tests benchmarks

@@ -22,6 +22,7 @@ a bounded lookback, and waits for exactly the upstream days its asset cannot run
 - ``scores[D]``: ``features[D]`` or the previous day's model updated, once ``features[D]``
   exists and some model trained before D exists (the serving model).
 - ``drift[D]``: with the scores of D (once ``scores[D]`` and ``features[D]`` exist);
+  ``call_list[D]``: with the scores of D;
   ``online_metrics[D]``: once both ``scores[D]`` and the matured ``labels[D]`` exist.
 
 Every condition looks back a bounded number of days from the newest materialized raw day
@@ -272,6 +273,9 @@ def automation_conditions(
             & DepDaysMaterialized("features", 0, 0)
             & _settled()
         ).with_label("drift_with_scores"),
+        "call_list": (
+            _lookback(recent) & _dep_updated() & DepDaysMaterialized("scores", 0, 0) & _settled()
+        ).with_label("call_list_with_scores"),
         "online_metrics": (
             _lookback(recent + maturity)
             & _dep_updated()

@@ -6,6 +6,7 @@ import argparse
 import os
 import shutil
 import sys
+import threading
 import time
 import warnings
 from dataclasses import replace
@@ -184,6 +185,30 @@ def cmd_next_day(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_desk(args: argparse.Namespace) -> int:
+    """Serve the sales desk over the warehouse (read-only) until Ctrl-C."""
+    from churn_assets.desk.app import DeskSettings, create_app
+    from churn_assets.desk.server import address, bind, open_warehouse, serve
+
+    url = args.warehouse or os.environ.get("CHURN_WAREHOUSE_URL", "data/warehouse")
+    instance = None
+    if os.environ.get("DAGSTER_HOME") or Path(".dagster_home/dagster.yaml").exists():
+        import dagster as dg
+
+        ensure_dagster_home()
+        try:  # lets the banner name the blocking check behind missing scores
+            instance = dg.DagsterInstance.get()
+        except Exception as error:
+            print(f"NOTE: no Dagster instance ({error}); the banner will not name checks.")
+    warehouse, settings = open_warehouse(url), DeskSettings(dagster_url=args.dagster_url)
+    app = create_app(warehouse, settings, instance=instance)
+    threading.Thread(target=warehouse.warm, args=(settings.history_days,), daemon=True).start()
+    sock = bind(args.host, args.port)
+    print(f"Churn desk on {address(sock)}/ (warehouse {url}; read-only). Ctrl-C stops it.")
+    serve(app, sock)  # uvicorn handles Ctrl-C and shuts down cleanly
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="churn-assets", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -255,6 +280,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     contracts.add_arguments(check)
     check.set_defaults(func=contracts.check_command)
+
+    desk = sub.add_parser(
+        "desk", help="the sales desk: today's call list and each customer's story, in a browser"
+    )
+    desk.add_argument(
+        "--warehouse", help="directory or s3://… (default: $CHURN_WAREHOUSE_URL or data/warehouse)"
+    )
+    desk.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    desk.add_argument("--port", type=int, default=8050, help="0 picks a free port")
+    desk.add_argument(
+        "--dagster-url", default="http://127.0.0.1:3000", help="the Dagster UI, for links"
+    )
+    desk.set_defaults(func=cmd_desk)
 
     s3_demo.add_parser(sub)
     return parser

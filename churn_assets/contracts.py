@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # the CLI imports this module to build its parser: keep that 
 
 KEY_NUMBERS = 3
 CONTRACT_ASSETS = frozenset(
-    {"raw_billing", "raw_clickstream", "sessions", "labels", "features", "scores"}
+    {"raw_billing", "raw_clickstream", "sessions", "labels", "features", "scores", "call_list"}
 )
 """Assets whose checks are data contracts (inputs and outputs). The others (model, drift,
 online metrics) monitor model quality: on a small sample they are statistically noisy."""

@@ -17,6 +17,7 @@ from dagster_aws.s3 import S3Resource
 from churn_assets.engines.base import ClickstreamEngine
 from churn_assets.engines.embedded import EmbeddedEngine
 from churn_assets.resources.contracts import CONTRACTS_FILE_VARIABLE, RawContracts
+from churn_assets.resources.exports import ExportStore
 from churn_assets.resources.landing import LandingZone
 from churn_assets.resources.model_store import ModelIOManager, ModelStore
 from churn_assets.resources.warehouse import ParquetWarehouse
@@ -65,6 +66,7 @@ def storage_resources(
     return {
         "landing": LandingZone(url=landing_url, s3=s3),
         "io_manager": ParquetWarehouse(url=warehouse_url, s3=s3),
+        "exports": ExportStore(url=warehouse_url, s3=s3),
         "model_store": model_store,
         "model_io_manager": ModelIOManager(model_store=model_store),
         "engine": engine,

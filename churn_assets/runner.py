@@ -55,7 +55,7 @@ def _serving_steps(settings: PipelineSettings, day: date) -> list[Step]:
     if day >= settings.model_start:
         steps.append(Step(("model",), day))
     if day >= settings.scores_start:
-        steps.append(Step(("scores", "drift"), day))
+        steps.append(Step(("scores", "drift", "call_list"), day))
     if _matured(settings, day) >= settings.scores_start:
         steps.append(Step(("online_metrics",), _matured(settings, day)))
     return steps

@@ -52,6 +52,7 @@ ASSETS = (
     "model",
     "scores",
     "drift",
+    "call_list",
     "online_metrics",
 )
 CODE_LOCATION = """# Written by churn-assets s3-demo: its code location (settings: environment).

@@ -87,6 +87,10 @@ class DemoProgress:
             "  then open http://127.0.0.1:3000 -> Assets -> View lineage",
             "Watch the sensors carry a new day to scores while it runs:",
             "  .venv/bin/churn-assets next-day",
+            "",
+            "The sales desk (today's call list, each customer's story, CSV/Excel export):",
+            "  make desk     (= .venv/bin/churn-assets desk)",
+            "  then open http://127.0.0.1:8050",
             rule,
         ]
         return "\n".join(lines)

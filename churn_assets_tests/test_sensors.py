@@ -20,6 +20,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from churn_assets import s3_demo
 from churn_assets.resources.landing import LandingZone
 from churn_assets.resources.storage import LocalObjectStore
 from churn_assets.sensors import (
@@ -518,7 +519,7 @@ def test_days_without_objects_after_the_newest_delivery_are_never_requested(
 
 # --- the automation condition sensor's policy (declarative automation downstream) ---------
 
-AUTOMATED = ("sessions", "features", "labels", "model", "scores", "drift", "online_metrics")
+AUTOMATED = tuple(a for a in s3_demo.ASSETS if not a.startswith("raw_"))
 
 
 class Automation:
@@ -651,7 +652,7 @@ def test_automation_follows_landed_days_labels_the_day_a_billing_day_completes_a
     assert fifth == {"model": [8], "scores": [8]}  # scores once features and a model exist
     auto.run(fifth)
     sixth = auto.tick()
-    assert sixth == {"drift": [8]}
+    assert sixth == {"drift": [8], "call_list": [8]}
     auto.run(sixth)
     assert auto.tick() == {}
 
@@ -663,7 +664,7 @@ def test_automation_follows_landed_days_labels_the_day_a_billing_day_completes_a
     after = auto.tick()
     assert after == {"scores": [8]}  # the models are not retrained: one per day
     auto.run(after)
-    assert auto.tick() == {"drift": [8]}
+    assert auto.tick() == {"drift": [8], "call_list": [8]}
     assert auto.tick() == {}
 
 

@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from churn_assets.checks.common import ERROR, WARN, result, spec
+from churn_assets.core.call_list import call_list_discrepancies, holds_exactly_the_scored
 from churn_assets.metadata import markdown_table, numbers
 
 # model ------------------------------------------------------------------------------------
@@ -115,6 +116,45 @@ def scores_results(
                 "wrong_model_version": unversioned,
             }
         ),
+    )
+
+
+# call list ---------------------------------------------------------------------------------
+
+
+def call_list_specs(partitions_def: Any) -> list[dg.AssetCheckSpec]:
+    return [
+        spec(
+            "call_list",
+            "holds_exactly_the_scored_customers",
+            partitions_def,
+            False,
+            "The CSV as written (read back from storage) lists every customer scored on D "
+            "exactly once and nobody else.",
+        ),
+    ]
+
+
+def call_list_results(written: pd.DataFrame, scores: pd.DataFrame) -> Iterator[dg.AssetCheckResult]:
+    found = call_list_discrepancies(written, scores)
+    missing, extra = list(found["missing"]), list(found["not_scored"])  # type: ignore[call-overload]
+    yield result(
+        "holds_exactly_the_scored_customers",
+        holds_exactly_the_scored(found),
+        ERROR,
+        numbers(
+            {
+                "rows": found["rows"],
+                "scored_customers": found["scored_customers"],
+                "listed_twice": found["listed_twice"],
+                "missing": len(missing),
+                "not_scored": len(extra),
+            }
+        )
+        | {
+            "missing_sample": dg.MetadataValue.text(", ".join(missing[:10])),
+            "not_scored_sample": dg.MetadataValue.text(", ".join(extra[:10])),
+        },
     )
 
 

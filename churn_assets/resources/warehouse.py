@@ -21,11 +21,13 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from churn_assets.resources.location import StorageLocation
 
@@ -125,6 +127,26 @@ class ParquetWarehouse(dg.ConfigurableIOManager, StorageLocation):
                 continue
             return tables[SINGLE_TABLE] if pointer["single"] else tables
         raise RuntimeError(f"{self.store.uri(prefix)}: the pointer kept moving while reading")
+
+    def read_arrow(
+        self,
+        prefix: str,
+        table: str = SINGLE_TABLE,
+        columns: Sequence[str] | None = None,
+        dictionary: Sequence[str] = (),
+    ) -> pa.Table | None:
+        """One table of the current version as Arrow, only ``columns`` (``dictionary``
+        columns dictionary-encoded); None when never written. For readers that need no
+        pandas, such as the sales desk: several times faster on wide string tables."""
+        pointer = self._pointer(prefix)
+        if pointer is None or table not in pointer["tables"]:
+            return None
+        data = self.store.get(f"{prefix}{pointer['version']}/{table}.parquet")
+        return pq.read_table(
+            io.BytesIO(data),
+            columns=list(columns) if columns is not None else None,
+            read_dictionary=list(dictionary) or None,
+        )
 
     def handle_output(self, context: dg.OutputContext, obj: TableValue) -> None:
         partition = context.asset_partition_key if context.has_asset_partitions else None
