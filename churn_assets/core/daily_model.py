@@ -96,10 +96,11 @@ class ModelArtifact:
 class GatePolicy:
     """When a candidate may serve; every comparison is on the same honest validation rows.
 
-    It must clear `auc_floor`; beat the heuristic and the logistic regression by more than
-    `baseline_margin` once its AUC is lowered by the realised shortfall of recent served
-    models (offline minus realised AUC, median over the last `realised_lookback_days`
-    matured days, when positive); and not be worse than the serving model by more than
+    It must clear `auc_floor`; beat the heuristic by more than `baseline_margin` once its
+    AUC is lowered by the realised shortfall of recent served models (offline minus realised
+    AUC, median over the last `realised_lookback_days` matured days, when positive), and the
+    logistic regression (fitted and judged like itself) by more than `baseline_margin`; and
+    not be worse than the serving model by more than
     `tolerance`, unless the serving model has lost to the heuristic in production on the
     last `failing_days` matured days. The baseline rule needs `min_validation_churners`
     churned rows in validation: with fewer, AUC differences of a few hundredths are noise
