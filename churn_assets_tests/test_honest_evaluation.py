@@ -212,9 +212,12 @@ def test_a_serving_model_losing_to_the_heuristic_in_production_is_not_defended()
         serving=0.86,
         serving_version="m1",
         validation_churners=200,
+        candidate_test=0.79,
+        serving_test=0.85,
     )
     promoted, decision, _ = gate_decision(policy, inputs)
-    assert not promoted and "worse than the serving model's 0.860" in decision
+    assert not promoted
+    assert "test AUC 0.790 is worse than the serving model's 0.850 on the same test" in decision
     assert "m1 keeps serving" in decision
     losing = [("2026-03-0" + str(i), "m1", 0.66, 0.71, 0.70) for i in (1, 2, 3)]
     promoted, decision, numbers = gate_decision(

@@ -100,7 +100,7 @@ class GatePolicy:
     AUC is lowered by the realised shortfall of recent served models (offline minus realised
     AUC, median over the last `realised_lookback_days` matured days, when positive), and the
     logistic regression (fitted and judged like itself) by more than `baseline_margin`; and
-    not be worse than the serving model by more than
+    not be worse than the serving model on the test rows (see GateInputs) by more than
     `tolerance`, unless the serving model has lost to the heuristic in production on the
     last `failing_days` matured days. The baseline rule needs `min_validation_churners`
     churned rows in validation: with fewer, AUC differences of a few hundredths are noise
@@ -329,7 +329,13 @@ def decision_outcomes(
 
 @dataclass(frozen=True)
 class GateInputs:
-    """The AUCs the gate compares, all on the same validation rows, and the realised record."""
+    """The AUCs the gate compares and the realised record.
+
+    Candidate, heuristic, logistic and serving on the same validation rows; candidate and
+    serving also on the same test rows. The serving model was tuned and stopped early on
+    the validation customers of the day before (the groups are dealt by id), so it is
+    judged against the candidate on the test rows, where neither made a choice.
+    """
 
     candidate: float
     heuristic: float
@@ -338,6 +344,8 @@ class GateInputs:
     serving_version: str | None
     validation_churners: int = 0
     realised: RealisedRecord | None = None
+    candidate_test: float = math.nan
+    serving_test: float = math.nan
 
 
 def gate_decision(policy: GatePolicy, inputs: GateInputs) -> tuple[bool, str, dict[str, float]]:
@@ -355,6 +363,8 @@ def gate_decision(policy: GatePolicy, inputs: GateInputs) -> tuple[bool, str, di
         "heuristic_auc": inputs.heuristic,
         "logistic_auc": inputs.logistic,
         "serving_auc": inputs.serving,
+        "candidate_test_auc": inputs.candidate_test,
+        "serving_test_auc": inputs.serving_test,
         "serving_days_below_heuristic": failing,
         "auc_floor": policy.auc_floor,
         "tolerance": policy.tolerance,
@@ -391,10 +401,13 @@ def gate_decision(policy: GatePolicy, inputs: GateInputs) -> tuple[bool, str, di
             f"serving model {inputs.serving_version} lost to the heuristic in production on "
             f"its last {failing} matured days, so it is not defended"
         )
-    elif not math.isnan(inputs.serving) and inputs.candidate < inputs.serving - policy.tolerance:
+    elif (
+        not math.isnan(inputs.serving_test)
+        and not inputs.candidate_test >= inputs.serving_test - policy.tolerance
+    ):
         problems.append(
-            f"validation AUC {inputs.candidate:.3f} is worse than the serving model's "
-            f"{inputs.serving:.3f} on the same rows by more than {policy.tolerance:.3f}"
+            f"test AUC {inputs.candidate_test:.3f} is worse than the serving model's "
+            f"{inputs.serving_test:.3f} on the same test rows by more than {policy.tolerance:.3f}"
         )
     suffix = "".join(f"; {n}" for n in notes)
     if not problems:
@@ -483,6 +496,8 @@ def train_daily_model(
             serving_version=incumbent_name,
             validation_churners=int(y["valid"].sum()),
             realised=realised,
+            candidate_test=evaluation["test"]["candidate"]["auc"],
+            serving_test=evaluation["test"].get("serving", {}).get("auc", math.nan),
         ),
     )
     candidate_auc, incumbent_auc = valid_auc["candidate"], valid_auc.get("serving", math.nan)
