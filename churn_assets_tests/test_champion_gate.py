@@ -18,7 +18,8 @@ from churn_assets.core.daily_model import (
     decision_outcomes,
     jsonable,
     partition_of_version,
-    split_train_valid_test,
+    split_purged,
+    time_blocks,
     train_daily_model,
     training_table,
 )
@@ -67,6 +68,7 @@ def history(
             + 0.9 * f["support_calls_28d"]
             + 0.6 * f["subscribe_hovers_without_click_28d"]
             - 0.004 * f["tenure_days"]
+            + 3.0 * (f["tenure_days"] < 60)  # a step: trees see it, a linear model hardly
         )
         churned = (rng.random(n_customers) < 1 / (1 + np.exp(-logit))).astype(np.int64)
         in_train_block = i < n_days - CONFIG.validation_days - CONFIG.test_days
@@ -82,6 +84,12 @@ def history(
     return features, labels
 
 
+def daily_model(*args, **kwargs):
+    """train_daily_model on these histories, whose labels are drawn day by day (no label window
+    spans two days, so nothing needs purging; the purge is tested on its own below)."""
+    return train_daily_model(*args, purge_days=0, **kwargs)
+
+
 def store(tmp_path, pinned: str = "") -> ModelStore:
     return ModelStore(url=str(tmp_path / "models"), s3=S3Resource(), pinned_version=pinned)
 
@@ -90,30 +98,35 @@ def store(tmp_path, pinned: str = "") -> ModelStore:
 
 
 @pytest.mark.parametrize(("valid", "test", "embargo"), [(1, 1, 0), (3, 2, 0), (2, 3, 1)])
-def test_blocks_are_out_of_time(valid: int, test: int, embargo: int) -> None:
-    features, labels = history(n_customers=10, n_days=10)
+def test_blocks_are_out_of_time_and_of_customer(valid: int, test: int, embargo: int) -> None:
+    features, labels = history(n_customers=40, n_days=10)
     data = training_table(features, labels).sample(frac=1.0, random_state=1)  # shuffled
-    train, validation, held_out = split_train_valid_test(data, valid, test, embargo)
+    split = split_purged(data, valid, test, purge_days=0, seed=3, embargo_days=embargo)
+    train, validation, held_out = split.train, split.valid, split.test
     assert validation["day"].nunique() == valid and held_out["day"].nunique() == test
     assert train["day"].max() < validation["day"].min()  # no validation day before a train day
     assert validation["day"].max() < held_out["day"].min()
     assert held_out["day"].max() == data["day"].max()
+    assert not set(validation["customer_id"]) & set(held_out["customer_id"])
     days = sorted(data["day"].unique())
     assert train["day"].nunique() == len(days) - valid - test - 2 * embargo
     if embargo:  # the embargo days are in no block
         used = set(train["day"]) | set(validation["day"]) | set(held_out["day"])
         assert len(set(days) - used) == 2 * embargo
-    again = split_train_valid_test(data.sample(frac=1.0, random_state=2), valid, test, embargo)
-    pd.testing.assert_frame_equal(again[0], train)  # input row order does not matter
+    again = split_purged(
+        data.sample(frac=1.0, random_state=2), valid, test, 0, 3, 0.25, 0.25, embargo
+    )
+    pd.testing.assert_frame_equal(again.train, train)  # input row order does not matter
+    pd.testing.assert_frame_equal(again.test, held_out)
 
 
 def test_blocks_need_enough_days() -> None:
     features, labels = history(n_customers=5, n_days=4)
     data = training_table(features, labels)
     with pytest.raises(ValueError, match="at least 5 distinct days"):
-        split_train_valid_test(data, 2, 2)
+        time_blocks(data["day"].unique(), 2, 2)
     with pytest.raises(ValueError, match="test_days >= 1"):
-        split_train_valid_test(data, 1, 0)
+        split_purged(data, 1, 0, purge_days=3, seed=1)
     with pytest.raises(ValueError, match="too short"):
         TrainingConfig(validation_days=7, test_days=7).check_window(14)
     TrainingConfig(validation_days=7, test_days=7).check_window(15)
@@ -121,7 +134,7 @@ def test_blocks_need_enough_days() -> None:
 
 def test_training_days_precede_evaluation_days_in_the_card() -> None:
     features, labels = history()
-    card = train_daily_model(date(2026, 3, 1), features, labels, None, CONFIG, {}).artifact.card
+    card = daily_model(date(2026, 3, 1), features, labels, None, CONFIG, {}).artifact.card
     assert card["train_days"][-1] < card["valid_days"][0] <= card["valid_days"][-1]
     assert card["valid_days"][-1] < card["test_days"][0]
     assert card["split"]["train"]["days"] == 8 and card["split"]["test"]["days"] == 3
@@ -147,9 +160,10 @@ def test_decision_outcomes_by_hand() -> None:
 
 def test_threshold_is_chosen_on_validation_rows_only() -> None:
     features, labels = history()
-    outcome = train_daily_model(date(2026, 3, 1), features, labels, None, CONFIG, {})
+    outcome = daily_model(date(2026, 3, 1), features, labels, None, CONFIG, {})
     data = training_table(features, labels)
-    _, valid, test = split_train_valid_test(data, 3, 3)
+    split = split_purged(data, 3, 3, purge_days=0, seed=CONFIG.seed)
+    valid, test = split.valid, split.test
     booster = load_booster(outcome.artifact.booster_bytes)
     expected, _ = choose_threshold(
         valid["churned"].to_numpy(), predict_churn(booster, valid), CONFIG.costs
@@ -165,8 +179,8 @@ def test_costs_in_config_move_the_threshold() -> None:
     features, labels = history()
     cheap = TrainingConfig(**{**CONFIG.__dict__, "costs": DecisionCosts(cost_offer=5.0)})
     dear = TrainingConfig(**{**CONFIG.__dict__, "costs": DecisionCosts(cost_offer=300.0)})
-    t_cheap = train_daily_model(date(2026, 3, 1), features, labels, None, cheap, {}).metrics
-    t_dear = train_daily_model(date(2026, 3, 1), features, labels, None, dear, {}).metrics
+    t_cheap = daily_model(date(2026, 3, 1), features, labels, None, cheap, {}).metrics
+    t_dear = daily_model(date(2026, 3, 1), features, labels, None, dear, {}).metrics
     assert t_cheap["threshold"] < t_dear["threshold"]
     assert t_cheap["test_flagged_share"] > t_dear["test_flagged_share"]
 
@@ -178,23 +192,23 @@ def test_same_inputs_config_and_seed_give_a_byte_identical_model_and_card() -> N
     features, labels = history()
     versions = {"features[2026-01-01]": "abc", "labels[2026-01-01]": "def"}
     code = {"package_version": "0.1.0", "git_commit": "f00"}
-    a = train_daily_model(date(2026, 3, 1), features, labels, None, CONFIG, versions, code)
+    a = daily_model(date(2026, 3, 1), features, labels, None, CONFIG, versions, code)
     shuffled = {k: v.sample(frac=1.0, random_state=4) for k, v in features.items()}
-    b = train_daily_model(date(2026, 3, 1), shuffled, labels, None, CONFIG, versions, code)
+    b = daily_model(date(2026, 3, 1), shuffled, labels, None, CONFIG, versions, code)
     assert a.artifact.booster_bytes == b.artifact.booster_bytes
     assert a.artifact.version == b.artifact.version
     assert json.dumps(a.artifact.card, sort_keys=True) == json.dumps(
         b.artifact.card, sort_keys=True
     )
     other_seed = TrainingConfig(**{**CONFIG.__dict__, "seed": 8})
-    c = train_daily_model(date(2026, 3, 1), features, labels, None, other_seed, versions, code)
+    c = daily_model(date(2026, 3, 1), features, labels, None, other_seed, versions, code)
     assert c.artifact.booster_bytes != a.artifact.booster_bytes
 
 
 def test_card_records_data_code_and_library_versions() -> None:
     features, labels = history()
     versions = {"labels[2026-01-02]": "v2", "features[2026-01-01]": "v1"}
-    outcome = train_daily_model(
+    outcome = daily_model(
         date(2026, 3, 1), features, labels, None, CONFIG, versions, code_version()
     )
     card = outcome.artifact.card
@@ -220,21 +234,22 @@ def test_code_version_never_fails_outside_a_repository(monkeypatch) -> None:
 
 def test_every_baseline_is_measured_on_the_same_rows(tmp_path) -> None:
     features, labels = history()
-    first = train_daily_model(date(2026, 3, 1), features, labels, None, CONFIG, {})
+    first = daily_model(date(2026, 3, 1), features, labels, None, CONFIG, {})
     later_features, later_labels = history(seed=1)
-    outcome = train_daily_model(
+    outcome = daily_model(
         date(2026, 3, 2), later_features, later_labels, first.artifact, CONFIG, {}
     )
     comparison = outcome.comparison
     assert set(comparison["model"]) == {
         "candidate",
         "base rate",
+        "heuristic: fewer sessions",
         "logistic regression",
         f"serving {first.artifact.version}",
     }
-    for rows, n in (("validation", 900), ("test", 900)):
-        assert (comparison.loc[comparison["rows"] == rows, "n"] == n).all()
     m = outcome.metrics
+    for rows, n in (("validation", m["n_valid"]), ("test", m["n_test"])):
+        assert n > 150 and (comparison.loc[comparison["rows"] == rows, "n"] == n).all()
     assert m["test_base_rate_auc"] == 0.5
     assert m["test_auc"] > m["test_base_rate_auc"] + 0.2
     assert m["test_log_loss"] < m["test_base_rate_log_loss"]
@@ -245,10 +260,10 @@ def test_every_baseline_is_measured_on_the_same_rows(tmp_path) -> None:
             assert np.isfinite(m[f"{prefix}_{key}"]), f"{prefix}_{key}"
     for segment in ("plan_basic", "plan_plus", "plan_pro", "tenure_0_90d", "tenure_366d_plus"):
         assert np.isfinite(m[f"test_slice_{segment}_auc"])
-    assert sum(m[f"test_slice_plan_{p}_n"] for p in ("basic", "plus", "pro")) == 900
+    assert sum(m[f"test_slice_plan_{p}_n"] for p in ("basic", "plus", "pro")) == m["n_test"]
     assert all(isinstance(v, (int, float, np.integer, np.floating)) for v in m.values())
     calibration = outcome.tables["calibration_test"]
-    assert calibration["n"].sum() == 900
+    assert calibration["n"].sum() == m["n_test"]
     assert outcome.artifact.card["offline_estimate"]["auc"] == pytest.approx(m["test_auc"])
     assert set(outcome.artifact.card["reference"]["features"]) == set(FEATURE_COLUMNS)
 
@@ -261,14 +276,14 @@ def test_degraded_candidate_is_rejected_and_the_previous_model_keeps_serving(tmp
     features, labels = history()
     day1, day2, day3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
 
-    first = train_daily_model(day1, features, labels, models.serving_model(day1), CONFIG, {})
+    first = daily_model(day1, features, labels, models.serving_model(day1), CONFIG, {})
     assert first.artifact.promoted and first.decision.startswith("promoted")
     models.save(first.artifact)
     assert models.serving_model(day2).version == first.artifact.version
 
     shuffled_features, shuffled_labels = history(seed=1, shuffle_labels=True)
     incumbent = models.serving_model(day2)
-    bad = train_daily_model(day2, shuffled_features, shuffled_labels, incumbent, CONFIG, {})
+    bad = daily_model(day2, shuffled_features, shuffled_labels, incumbent, CONFIG, {})
     assert not bad.artifact.promoted
     assert bad.gate["candidate_auc"] < CONFIG.gate.auc_floor
     assert bad.gate["incumbent_auc"] > 0.75  # the serving model, on the very same rows
@@ -287,33 +302,31 @@ def test_candidate_worse_than_the_serving_model_by_more_than_the_tolerance(tmp_p
     models = store(tmp_path)
     lenient = TrainingConfig(**{**CONFIG.__dict__, "gate": GatePolicy(auc_floor=0.5)})
     features, labels = history()
-    first = train_daily_model(date(2026, 3, 1), features, labels, None, lenient, {})
+    first = daily_model(date(2026, 3, 1), features, labels, None, lenient, {})
     models.save(first.artifact)
     # The strongest signal scrambled in training: above the 0.5 floor, clearly worse.
     noisy_features, noisy_labels = history(seed=1, scramble="support_calls_28d")
     incumbent = models.serving_model(date(2026, 3, 2))
-    worse = train_daily_model(
-        date(2026, 3, 2), noisy_features, noisy_labels, incumbent, lenient, {}
-    )
+    worse = daily_model(date(2026, 3, 2), noisy_features, noisy_labels, incumbent, lenient, {})
     assert worse.gate["candidate_auc"] >= 0.5
-    assert worse.gate["candidate_auc"] < worse.gate["incumbent_auc"] - lenient.gate.tolerance
+    assert worse.gate["candidate_test_auc"] < worse.gate["serving_test_auc"] - 0.02
     assert not worse.artifact.promoted
     assert "worse than the serving model" in worse.decision
     # the same candidate clears a gate with a generous tolerance
-    generous = TrainingConfig(**{**lenient.__dict__, "gate": GatePolicy(0.5, tolerance=1.0)})
-    again = train_daily_model(
-        date(2026, 3, 2), noisy_features, noisy_labels, incumbent, generous, {}
+    generous = TrainingConfig(
+        **{**lenient.__dict__, "gate": GatePolicy(0.5, tolerance=1.0, beat_baselines=False)}
     )
+    again = daily_model(date(2026, 3, 2), noisy_features, noisy_labels, incumbent, generous, {})
     assert again.artifact.promoted
 
 
 def test_good_candidate_replaces_the_serving_model_and_a_pin_rolls_back(tmp_path) -> None:
     models = store(tmp_path)
     features, labels = history()
-    first = train_daily_model(date(2026, 3, 1), features, labels, None, CONFIG, {})
+    first = daily_model(date(2026, 3, 1), features, labels, None, CONFIG, {})
     models.save(first.artifact)
     features2, labels2 = history(seed=1)
-    second = train_daily_model(
+    second = daily_model(
         date(2026, 3, 2), features2, labels2, models.serving_model(date(2026, 3, 2)), CONFIG, {}
     )
     assert second.artifact.promoted

@@ -62,9 +62,12 @@ def test_row_accounting_adds_up_and_matches_what_was_written(end_to_end: EndToEn
         assert {r: n for r, n in quarantined.items() if n} == expected, day
 
 
-SAMPLE_SIZE_DEPENDENT = {"model.beats_baselines"}
-"""On a few hundred customers a logistic regression can edge out XGBoost; that check warns
-about the model, not the data, and is proven on its own in test_champion_gate.py."""
+SAMPLE_SIZE_DEPENDENT = {"model.beats_baselines", "model.champion_gate"}
+"""On a few hundred customers a logistic regression can edge out XGBoost, and a candidate
+can trail the serving model by more than 0.02 on a test block of a dozen churners: these
+checks judge the model, not the data (a rejected candidate leaves the previous model
+serving), and are proven on their own in test_champion_gate.py and
+test_honest_evaluation.py."""
 
 
 def test_a_clean_history_passes_every_check(end_to_end: EndToEndRun) -> None:

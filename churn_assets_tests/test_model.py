@@ -1,4 +1,4 @@
-"""Metrics (vs scikit-learn), out-of-time split, threshold choice and the XGBoost model."""
+"""Threshold choice and the XGBoost model: deterministic, better than the base rate, its card."""
 
 from __future__ import annotations
 
@@ -8,60 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import xgboost as xgb
-from sklearn import metrics as skm
 
-from churn_assets.core.features import FEATURE_COLUMNS
-from churn_assets.core.metrics import (
-    base_rate_metrics,
-    brier,
-    log_loss,
-    pr_auc,
-    roc_auc,
-)
+from churn_assets.core.features import FEATURE_COLUMNS, MODEL_FEATURES
 from churn_assets.core.model import (
     DecisionCosts,
     choose_threshold,
     load_booster,
     predict_churn,
-    split_out_of_time,
     train_churn_model,
 )
-
-# ---------------------------------------------------------------- metrics
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_metrics_match_sklearn_with_ties(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, 300)
-    p = np.round(rng.random(300), 1)  # heavy ties
-    p = np.clip(p + 0.2 * y, 0.01, 0.99)
-    assert roc_auc(y, p) == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
-    assert pr_auc(y, p) == pytest.approx(skm.average_precision_score(y, p), abs=1e-12)
-    assert log_loss(y, p) == pytest.approx(skm.log_loss(y, p), abs=1e-12)
-    assert brier(y, p) == pytest.approx(skm.brier_score_loss(y, p), abs=1e-12)
-
-
-def test_metrics_known_values() -> None:
-    y = [0, 0, 1, 1]
-    assert roc_auc(y, [0.1, 0.4, 0.35, 0.8]) == 0.75
-    assert roc_auc(y, [0.5, 0.5, 0.5, 0.5]) == 0.5
-    assert pr_auc(y, [0.1, 0.4, 0.35, 0.8]) == pytest.approx((1 + 2 / 3) / 2)
-    assert log_loss([1, 0], [1.0, 0.0]) == pytest.approx(0.0, abs=1e-12)  # clipped, finite
-    assert np.isfinite(log_loss([1], [0.0]))
-    assert brier([1, 0], [0.75, 0.25]) == 0.0625
-    with pytest.raises(ValueError, match="single class"):
-        roc_auc([1, 1], [0.2, 0.3])
-
-
-def test_base_rate_baseline() -> None:
-    y = np.array([0, 0, 0, 1])
-    m = base_rate_metrics(y, 0.25)
-    assert m["auc"] == 0.5
-    assert m["pr_auc"] == pytest.approx(0.25)
-    assert m["brier"] == pytest.approx(0.75 * 0.25**2 + 0.25 * 0.75**2)
-    assert m["log_loss"] == pytest.approx(skm.log_loss(y, np.full(4, 0.25)))
-
 
 # ---------------------------------------------------------------- data
 
@@ -89,22 +44,10 @@ def synthetic(n_customers: int = 300, n_days: int = 12, seed: int = 0) -> pd.Dat
     return pd.concat(frames, ignore_index=True)
 
 
-# ---------------------------------------------------------------- split
-
-
-@pytest.mark.parametrize("validation_days", [1, 3, 5])
-def test_split_is_out_of_time(validation_days: int) -> None:
-    data = synthetic(n_customers=20, n_days=8).sample(frac=1.0, random_state=1)  # shuffled
-    train, valid = split_out_of_time(data, validation_days)
-    assert len(train) + len(valid) == len(data)
-    assert valid["day"].nunique() == validation_days
-    assert train["day"].max() < valid["day"].min()
-    assert valid["day"].max() == data["day"].max()
-
-
-def test_split_needs_more_days_than_validation() -> None:
-    with pytest.raises(ValueError, match="distinct days"):
-        split_out_of_time(synthetic(n_customers=5, n_days=3), 3)
+def last_days(data: pd.DataFrame, days: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, valid): the synthetic rows have no label windows, a time cut is enough here."""
+    is_valid = data["day"] > data["day"].max() - pd.Timedelta(days=days)
+    return data.loc[~is_valid], data.loc[is_valid]
 
 
 # ---------------------------------------------------------------- threshold
@@ -139,26 +82,31 @@ def test_threshold_ties_move_together() -> None:
 
 # ---------------------------------------------------------------- training
 
-KW = {"seed": 7, "validation_days": 3, "num_boost_round": 60, "early_stopping_rounds": 10}
+KW = {
+    "seed": 7,
+    "num_boost_round": 60,
+    "early_stopping_rounds": 10,
+    "features": FEATURE_COLUMNS,
+}
 
 
 def test_same_inputs_and_seed_give_identical_booster_bytes() -> None:
     data = synthetic()
-    a = train_churn_model(data, **KW)
-    b = train_churn_model(data.sample(frac=1.0, random_state=3), **KW)  # row order too
+    a = train_churn_model(*last_days(data), **KW)
+    b = train_churn_model(*last_days(data.sample(frac=1.0, random_state=3)), **KW)  # row order
     assert a.booster_bytes == b.booster_bytes
     assert a.threshold == b.threshold
-    c = train_churn_model(data, **{**KW, "seed": 8})
+    c = train_churn_model(*last_days(data), **{**KW, "seed": 8})
     assert c.booster_bytes != a.booster_bytes  # the seed does matter (subsampling)
 
 
 def test_model_beats_base_rate_baseline() -> None:
-    model = train_churn_model(synthetic(), **KW)
+    model = train_churn_model(*last_days(synthetic()), **KW)
     m = model.metrics
     assert m["auc"] > m["baseline_auc"] + 0.15
     assert m["log_loss"] < m["baseline_log_loss"]
     assert m["brier"] < m["baseline_brier"]
-    assert m["pr_auc"] > m["baseline_pr_auc"]
+    assert m["pr_auc"] > m["valid_positive_rate"]
     assert m["n_train"] == 300 * 9 and m["n_valid"] == 300 * 3
     assert 0 < m["train_positive_rate"] < 1 and 0 < m["valid_positive_rate"] < 1
     assert m["cost_per_customer"] <= min(
@@ -169,7 +117,7 @@ def test_model_beats_base_rate_baseline() -> None:
 
 def test_booster_round_trip_and_card() -> None:
     data = synthetic()
-    model = train_churn_model(data, **KW)
+    model = train_churn_model(*last_days(data), **KW)
     json.loads(model.booster_bytes)  # XGBoost's own JSON format, not a pickle
     booster = load_booster(model.booster_bytes)
     assert isinstance(booster, xgb.Booster)
@@ -189,7 +137,7 @@ def test_booster_round_trip_and_card() -> None:
 
 
 def test_custom_params_are_used() -> None:
-    model = train_churn_model(synthetic(), params={"max_depth": 2, "eta": 0.3}, **KW)
+    model = train_churn_model(*last_days(synthetic()), params={"max_depth": 2, "eta": 0.3}, **KW)
     assert model.card["params"]["max_depth"] == 2
     tree = json.loads(model.booster_bytes)["learner"]["gradient_booster"]["model"]["trees"][0]
     depth = {0: 0}
@@ -204,15 +152,15 @@ def test_custom_params_are_used() -> None:
 def test_too_few_rows_or_single_class_is_a_clear_error() -> None:
     data = synthetic()
     with pytest.raises(ValueError, match="single class"):
-        train_churn_model(data.assign(churned=0), **KW)
+        train_churn_model(*last_days(data.assign(churned=0)), **KW)
     with pytest.raises(ValueError, match="too few train rows"):
-        train_churn_model(synthetic(n_customers=2, n_days=6), **KW)
+        train_churn_model(*last_days(synthetic(n_customers=2, n_days=6)), **KW)
     with pytest.raises(ValueError, match="lacks columns"):
-        train_churn_model(data.drop(columns="mrr"), **KW)
+        train_churn_model(*last_days(data.drop(columns="sessions_28d")), **KW)
 
 
 def test_feature_mismatch_is_refused() -> None:
-    model = train_churn_model(synthetic(), **KW)
+    model = train_churn_model(*last_days(synthetic()), **KW)
     booster = load_booster(model.booster_bytes)
     x = np.zeros((2, 3))
     other = xgb.train(
@@ -221,3 +169,15 @@ def test_feature_mismatch_is_refused() -> None:
     with pytest.raises(ValueError, match="trained on features"):
         predict_churn(other, synthetic(n_customers=2, n_days=1))
     assert predict_churn(booster, synthetic(n_customers=2, n_days=1)).shape == (2,)
+
+
+def test_a_model_on_fewer_columns_reads_only_them() -> None:
+    data = synthetic()
+    model = train_churn_model(*last_days(data), **{**KW, "features": MODEL_FEATURES})
+    booster = load_booster(model.booster_bytes)
+    assert model.card["model_features"] == list(MODEL_FEATURES) == booster.feature_names
+    assert model.card["features"] == list(FEATURE_COLUMNS)  # the table it was trained from
+    assert "mrr" not in MODEL_FEATURES and "seats" not in MODEL_FEATURES
+    rows = synthetic(n_customers=3, n_days=1)
+    scrambled = rows.assign(mrr=-1.0, seats=1e6)  # columns the model does not read
+    np.testing.assert_array_equal(predict_churn(booster, rows), predict_churn(booster, scrambled))

@@ -128,7 +128,7 @@ CONFIG = TrainingConfig(
 def test_realised_quality_of_served_scores_matches_the_offline_estimate() -> None:
     features, labels = history(n_days=20)
     training = {k: features[k] for k in sorted(features)[:12]}
-    outcome = train_daily_model(date(2026, 2, 1), training, labels, None, CONFIG, {})
+    outcome = train_daily_model(date(2026, 2, 1), training, labels, None, CONFIG, {}, purge_days=0)
     offline_auc = outcome.artifact.card["offline_estimate"]["auc"]
     booster = load_booster(outcome.artifact.booster_bytes)
     served_day = sorted(features)[-1]  # a day the model never saw, outcomes known
@@ -231,7 +231,7 @@ def monitored_day(tmp_path):
 
     h_features, h_labels = history(n_days=10)
     trained = train_daily_model(
-        DAY - timedelta(days=1), h_features, h_labels, None, CONFIG, {}
+        DAY - timedelta(days=1), h_features, h_labels, None, CONFIG, {}, purge_days=0
     ).artifact
     scores = score_customers(
         load_booster(trained.booster_bytes), features, trained.card["threshold"], trained.version
@@ -271,7 +271,9 @@ def monitored_day(tmp_path):
     }
 
 
-def materialize(day_setup) -> dict[str, dg.AssetCheckEvaluation]:
+def materialize(
+    day_setup, instance: dg.DagsterInstance | None = None
+) -> dict[str, dg.AssetCheckEvaluation]:
     assets = [
         stub("scores", PARTITIONS.scores),
         stub("labels", PARTITIONS.daily),
@@ -285,7 +287,7 @@ def materialize(day_setup) -> dict[str, dg.AssetCheckEvaluation]:
         selection=["online_metrics", "drift"],
         partition_key=DAY.isoformat(),
         resources={"io_manager": day_setup["warehouse"], "model_store": day_setup["models"]},
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance or dg.DagsterInstance.ephemeral(),
     )
     assert result.success
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
@@ -296,6 +298,7 @@ def test_monitoring_assets_on_a_stable_day(monitored_day) -> None:
     checks = materialize(monitored_day)
     assert set(checks) == {
         "realised_quality",
+        "realised_beats_heuristic",
         "feature_drift",
         "score_drift",
         "training_serving_skew",
@@ -330,3 +333,59 @@ def test_monitoring_checks_catch_drift_skew_and_a_quality_drop(monitored_day) ->
     assert not checks["realised_quality"].passed
     assert checks["realised_quality"].severity == dg.AssetCheckSeverity.WARN
     assert checks["realised_quality"].metadata["realised_auc"].value == 0.0
+
+
+def seed_online_metrics(instance: dg.DagsterInstance, day: date, version: str, auc: float) -> None:
+    """An earlier day's online_metrics as the instance records it: the model lost to the
+    heuristic (realised 0.55 against 0.70)."""
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            asset_key="online_metrics",
+            partition=day.isoformat(),
+            metadata={
+                "model_version": dg.MetadataValue.text(version),
+                "realised_auc": auc,
+                "realised_heuristic_auc": 0.70,
+                "offline_auc": 0.80,
+            },
+        )
+    )
+
+
+def test_losing_to_the_heuristic_several_days_running_is_an_error(monitored_day) -> None:
+    monitored_day["save_model"](monitored_day["features"], offline_auc=0.8)
+    features, scores = monitored_day["features"], monitored_day["scores"]
+    # The churners are customers without sessions (the heuristic ranks them first) whom the
+    # model ranked last.
+    idle = features.loc[features["sessions_28d"] == 0, "customer_id"]
+    churners = scores.loc[scores["customer_id"].isin(idle)].sort_values("rank").tail(4)
+    labels = features[["customer_id"]].assign(
+        churned=features["customer_id"].isin(churners["customer_id"]).astype(np.int64)
+    )
+    monitored_day["put"]("labels", DAY, labels)
+    version = scores["model_version"].iloc[0]
+    failing = SETTINGS.monitoring.realised_failing_days
+    assert failing == 3
+
+    with dg.DagsterInstance.ephemeral() as instance:  # only one earlier day lost: no error yet
+        seed_online_metrics(instance, DAY - timedelta(days=1), version, 0.55)
+        check = materialize(monitored_day, instance)["realised_beats_heuristic"]
+        assert check.passed
+        assert check.metadata["days_below_heuristic"].value == 2
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        for back in (1, 2):
+            seed_online_metrics(instance, DAY - timedelta(days=back), version, 0.55)
+        check = materialize(monitored_day, instance)["realised_beats_heuristic"]
+        assert not check.passed
+        assert check.severity == dg.AssetCheckSeverity.ERROR
+        meta = check.metadata
+        assert meta["days_below_heuristic"].value == 3
+        assert meta["realised_auc"].value < meta["heuristic_auc"].value
+        assert meta["heuristic_auc"].value > 0.7
+        assert "0.55" in meta["recent_days"].value  # the numbers of the earlier days
+
+    with dg.DagsterInstance.ephemeral() as instance:  # another model lost on those days
+        for back in (1, 2):
+            seed_online_metrics(instance, DAY - timedelta(days=back), "older-model", 0.55)
+        assert materialize(monitored_day, instance)["realised_beats_heuristic"].passed

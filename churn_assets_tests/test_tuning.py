@@ -117,7 +117,9 @@ def test_tuning_is_recorded_in_the_model_card() -> None:
         early_stopping_rounds=8,
         tuning=TuningConfig(max_trials=3),
     )
-    outcome = train_daily_model(date(2026, 3, 1), features, labels, None, config, {})
+    outcome = train_daily_model(  # labels drawn day by day: no label window to purge
+        date(2026, 3, 1), features, labels, None, config, {}, purge_days=0
+    )
     tuning = outcome.artifact.card["tuning"]
     assert tuning["trials_run"] == 3 and tuning["stopped_by"] == "max_trials"
     assert tuning["reproducible"] is True

@@ -9,12 +9,14 @@ serving model's card, and a training/serving skew check on a sample of customers
 
 import math
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 
+from churn_assets.assets.realised import days_between, realised_record
 from churn_assets.assets.training import concat_days
 from churn_assets.checks import ml as ml_checks
 from churn_assets.core.daily_model import ModelArtifact, partition_of_version
@@ -27,7 +29,12 @@ from churn_assets.core.drift import (
     sample_customers,
 )
 from churn_assets.core.features import FEATURE_COLUMNS, build_features
-from churn_assets.core.online import online_metrics, realised_quality
+from churn_assets.core.online import (
+    RealisedDay,
+    RealisedRecord,
+    online_metrics,
+    realised_quality,
+)
 from churn_assets.core.sessions import customer_activity
 from churn_assets.metadata import markdown_table, numbers, table_metadata
 from churn_assets.partitions import GraphPartitions, partition_date, window_input
@@ -72,24 +79,34 @@ def build_monitoring_assets(
         partitions_def=partitions.scores,
         group_name="monitoring",
         kinds={"pandas"},
-        ins={"scores": dg.AssetIn(), "labels": dg.AssetIn()},
+        ins={"scores": dg.AssetIn(), "labels": dg.AssetIn(), "features": dg.AssetIn()},
         check_specs=ml_checks.online_specs(partitions.scores),
         description=(
             "Realised quality of the scores issued on D, once the labels of D have matured "
             f"({settings.label_maturity_days} days later): AUC, precision in the top decile, "
             "calibration and the share of flagged customers who churned, next to the serving "
-            "model's offline estimate."
+            "model's offline estimate and the realised AUC of the sessions heuristic and the "
+            "logistic regression on the same customers."
         ),
     )
     def online_metrics_asset(
         context: dg.AssetExecutionContext,
         scores: pd.DataFrame,
         labels: pd.DataFrame,
+        features: pd.DataFrame,
         model_store: ModelStore,
     ) -> Iterator:
         day = partition_date(context)
-        online = online_metrics(scores, labels)
         artifact = model_of_scores(model_store, scores)
+        logistic = (
+            artifact.card.get("baselines", {}).get("logistic_regression") if artifact else None
+        )
+        online = online_metrics(
+            scores,
+            labels,
+            features=features,
+            logistic_card=logistic if logistic and "mean" in logistic else None,
+        )
         offline = offline_estimate(artifact)
         passed, details = realised_quality(
             online.metrics["realised_auc"],
@@ -97,6 +114,15 @@ def build_monitoring_assets(
             config.online_auc_tolerance,
         )
         version = artifact.version if artifact else "unknown"
+        today = RealisedDay(
+            day.isoformat(),
+            version,
+            online.metrics["realised_auc"],
+            online.metrics["realised_heuristic_auc"],
+            offline.get("offline_auc", math.nan),
+        )
+        earlier = days_between(day - timedelta(days=config.realised_failing_days - 1), day)[:-1]
+        record = RealisedRecord.of([*realised_record(context.instance, earlier).days, today])
         summary = pd.DataFrame(
             [{"day": pd.Timestamp(day), "model_version": version, **online.metrics, **offline}]
         )
@@ -110,6 +136,7 @@ def build_monitoring_assets(
             },
         )
         yield from ml_checks.online_results(context, passed, details)
+        yield from ml_checks.heuristic_results(record, version, config.realised_failing_days)
 
     @dg.asset(
         name="drift",

@@ -9,8 +9,7 @@ import pandas as pd
 from churn_assets import checks
 from churn_assets.checks import ml as ml_checks
 from churn_assets.core.call_list import call_list_csv, ranked_call_list, read_call_list_csv
-from churn_assets.core.model import load_booster
-from churn_assets.core.scoring import score_customers, top_risk_markdown
+from churn_assets.core.scoring import score_with, top_risk_markdown
 from churn_assets.metadata import numbers, table_metadata
 from churn_assets.partitions import GraphPartitions, partition_date, window, window_input
 from churn_assets.resources.exports import ExportStore
@@ -44,13 +43,7 @@ def build_scoring_assets(
                 f"{model_store.store.url}: materialize model first",
                 allow_retries=False,
             )
-        table = score_customers(
-            load_booster(serving.booster_bytes),
-            features,
-            threshold=float(serving.card["threshold"]),
-            model_version=serving.version,
-            window_days=settings.feature_window_days,
-        )
+        table = score_with(serving, features, settings.feature_window_days)
         tiers = table["risk_tier"].value_counts()
         yield dg.Output(
             table,

@@ -6,11 +6,13 @@ days whose labels have matured.
 """
 
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 
 import dagster as dg
 import pandas as pd
 
 from churn_assets import checks
+from churn_assets.assets.realised import days_between, realised_record
 from churn_assets.core.billing import active_at_end_of_day
 from churn_assets.core.daily_model import code_version, train_daily_model
 from churn_assets.core.features import FEATURE_COLUMNS, build_features
@@ -151,9 +153,11 @@ def build_training_assets(
         },
         check_specs=checks.model_specs(partitions.model),
         description=(
-            f"XGBoost churn model trained for D on the {settings.training_window_days} days of "
-            f"matured labels ending at D-{maturity}, validated out of time on the last "
-            f"{settings.training.validation_days} of them, with its model card."
+            f"XGBoost churn model trained for D on up to {settings.training_window_days} days "
+            f"of matured labels ending at D-{maturity} (from the first complete features on); "
+            "validated and tested on later days and other customers, purged of training rows "
+            f"within H+G = {maturity} days (no shared label window); promoted only if it beats "
+            "the sessions heuristic and a logistic regression on the same rows."
         ),
     )
     def model(
@@ -163,6 +167,11 @@ def build_training_assets(
         model_store: ModelStore,
     ) -> Iterator:
         day = partition_date(context)
+        complete = settings.first_complete_features.isoformat()  # earlier: truncated windows
+        features = {k: v for k, v in features.items() if k >= complete}
+        labels = {k: v for k, v in labels.items() if k >= complete}
+        matured = day - timedelta(days=maturity)  # online_metrics of later days: the future
+        lookback = settings.training.gate.realised_lookback_days
         outcome = train_daily_model(
             day=day,
             features_by_day=features,
@@ -171,6 +180,10 @@ def build_training_assets(
             config=settings.training,
             data_versions=_data_versions(context, ["features", "labels"]),
             code_version=code_version(),
+            purge_days=maturity,
+            realised=realised_record(
+                context.instance, days_between(matured - timedelta(days=lookback - 1), matured)
+            ),
         )
         yield dg.Output(
             outcome.artifact,

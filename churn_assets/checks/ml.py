@@ -11,11 +11,12 @@ import pandas as pd
 
 from churn_assets.checks.common import ERROR, WARN, result, spec
 from churn_assets.core.call_list import call_list_discrepancies, holds_exactly_the_scored
+from churn_assets.core.online import RealisedRecord
 from churn_assets.metadata import markdown_table, numbers
 
 # model ------------------------------------------------------------------------------------
 
-BASELINE_MARGIN = 0.0  # the candidate must at least match the logistic regression on test
+BASELINE_MARGIN = 0.0  # the candidate must beat the heuristic and the logistic regression
 
 
 def model_specs(partitions_def: Any) -> list[dg.AssetCheckSpec]:
@@ -25,17 +26,20 @@ def model_specs(partitions_def: Any) -> list[dg.AssetCheckSpec]:
             "champion_gate",
             partitions_def,
             True,
-            "The candidate serves only if its validation AUC clears the quality floor and is "
-            "not worse than the serving model's on the same validation rows by more than the "
-            "tolerance. When it fails, the previous serving model keeps scoring.",
+            "On the honest validation rows (other customers, later days, no shared label "
+            "window with training) the candidate serves only if its AUC clears the floor, beats "
+            "the sessions heuristic (after the realised shortfall of recent models) and the "
+            "logistic regression, and is not worse than the serving model by more than the "
+            "tolerance (unless that model lost to the heuristic in production). When it fails, "
+            "the previous serving model keeps scoring; `decision` says why.",
         ),
         spec(
             "model",
             "beats_baselines",
             partitions_def,
             False,
-            "On the held-out test days the candidate beats the base rate (AUC and log loss) "
-            "and is not worse than a logistic regression on the same features.",
+            "On the held-out test rows the candidate beats the base rate (AUC and log loss), "
+            "the sessions heuristic and the logistic regression (AUC).",
         ),
     ]
 
@@ -60,20 +64,23 @@ def model_results(context: dg.AssetExecutionContext, outcome: Any) -> Iterator[d
 
 
 def baseline_verdict(metrics: Mapping[str, float]) -> tuple[bool, dict[str, float]]:
-    """Test-day comparison with the base rate and the logistic regression."""
+    """Test-row comparison with the base rate, the heuristic and the logistic regression."""
     details = {
         "test_auc": metrics["test_auc"],
         "test_base_rate_auc": metrics["test_base_rate_auc"],
+        "test_heuristic_auc": metrics["test_heuristic_auc"],
         "test_logistic_auc": metrics["test_logistic_auc"],
         "test_log_loss": metrics["test_log_loss"],
         "test_base_rate_log_loss": metrics["test_base_rate_log_loss"],
         "test_logistic_log_loss": metrics["test_logistic_log_loss"],
+        "auc_margin_over_heuristic": metrics["test_auc"] - metrics["test_heuristic_auc"],
         "auc_margin_over_logistic": metrics["test_auc"] - metrics["test_logistic_auc"],
     }
     passed = (
         details["test_auc"] > details["test_base_rate_auc"]
         and details["test_log_loss"] < details["test_base_rate_log_loss"]
-        and details["auc_margin_over_logistic"] >= -BASELINE_MARGIN
+        and details["auc_margin_over_heuristic"] > BASELINE_MARGIN
+        and details["auc_margin_over_logistic"] > BASELINE_MARGIN
     )
     return bool(passed), details  # NaN comparisons are False: an undefined AUC warns
 
@@ -171,6 +178,16 @@ def online_specs(partitions_def: Any) -> list[dg.AssetCheckSpec]:
             "Warns when the realised AUC of the day's scores falls below the serving model's "
             "offline (test) estimate by more than the tolerance.",
         ),
+        spec(
+            "online_metrics",
+            "realised_beats_heuristic",
+            partitions_def,
+            False,
+            "Errors when the serving model's realised AUC has been below the one-column "
+            "heuristic's (fewer sessions, more risk) on the same matured customers for several "
+            "days running: in production the model is worse than no model. The next model's "
+            "gate then does not defend it.",
+        ),
     ]
 
 
@@ -182,6 +199,41 @@ def online_results(
     if "note" in details:
         metadata["note"] = dg.MetadataValue.text(str(details["note"]))
     yield result("realised_quality", passed, WARN, metadata)
+
+
+def heuristic_results(
+    record: RealisedRecord, model_version: str, failing_days: int
+) -> Iterator[dg.AssetCheckResult]:
+    """ERROR once the serving model lost to the heuristic on `failing_days` days running."""
+    run = record.days_below_heuristic(model_version)
+    today = record.days[-1]
+    table = pd.DataFrame(
+        [
+            {
+                "day": d.day,
+                "model_version": d.model_version,
+                "realised_auc": d.realised_auc,
+                "heuristic_auc": d.heuristic_auc,
+                "offline_auc": d.offline_auc,
+            }
+            for d in record.days
+        ]
+    ).round(4)
+    yield result(
+        "realised_beats_heuristic",
+        run < failing_days,
+        ERROR,
+        numbers(
+            {
+                "realised_auc": today.realised_auc,
+                "heuristic_auc": today.heuristic_auc,
+                "margin_over_heuristic": today.realised_auc - today.heuristic_auc,
+                "days_below_heuristic": run,
+                "failing_days": failing_days,
+            }
+        )
+        | {"recent_days": markdown_table(table, max_rows=len(table))},
+    )
 
 
 # drift and skew ---------------------------------------------------------------------------

@@ -1,12 +1,23 @@
-"""The daily model decision: train a candidate, measure it against the serving model on the
-same out-of-time rows, and decide whether it may serve (the champion gate).
+"""The daily model decision: train a candidate, measure it honestly against its baselines and
+the serving model on the same rows, and decide whether it may serve (the champion gate).
 
-The training window (the days of matured labels) is cut into three contiguous blocks of
-days, oldest first: train | validation | test. The trees learn on train; early stopping,
-the hyperparameter search, the decision threshold and the champion gate use validation;
-the figures reported (and promised to the online monitor) come from test, which no choice
-has seen. Every model is reported next to three baselines on the same rows: the base rate,
-a logistic regression on the same features, and the model serving today.
+Rows of one customer on nearby days share most of their label window (a cancel on day c makes
+the labels of c-H .. c-1 all 1) and most of their features, so a validation day a week after
+the training days rewards a model that memorises accounts. The split is therefore out of time
+*and* purged: the window's days are cut into train | validation | test (oldest first), the
+customers are dealt (seeded, by id) into three groups, validation holds the validation group
+on the validation days, test the test group on the test days, and every training row of a
+customer within H+G days before one of its evaluation rows is dropped. No evaluation row then
+shares a label window with a training row, as on the days the model serves (60 days or more
+after its last label). The trees learn on train; early stopping, the hyperparameter search,
+the decision threshold and the champion gate use validation; the figures the model card
+promises (and the online monitor holds it to) come from test, which no choice has seen.
+
+A candidate is promoted only if it beats, on the same validation rows, the one-column
+heuristic (fewer sessions, more risk) and a logistic regression, clears the AUC floor and is
+not clearly worse than the serving model; recent realised quality (online_metrics) lowers
+the candidate's claim by the amount served models fell short of theirs, and a serving model
+that lost to the heuristic in production loses its incumbency.
 """
 
 from __future__ import annotations
@@ -31,10 +42,12 @@ from churn_assets.core.evaluation import (
     LogisticBaseline,
     calibration_table,
     evaluate_predictions,
+    evaluate_ranking,
     fit_logistic_baseline,
+    heuristic_scores,
     slice_metrics,
 )
-from churn_assets.core.features import FEATURE_COLUMNS
+from churn_assets.core.features import FEATURE_COLUMNS, MODEL_FEATURES
 from churn_assets.core.model import (
     DecisionCosts,
     TrainedModel,
@@ -42,11 +55,13 @@ from churn_assets.core.model import (
     predict_churn,
     train_churn_model,
 )
+from churn_assets.core.online import RealisedRecord
 from churn_assets.core.tuning import TuningConfig, TuningResult, tune
 
 MODEL_NAMES = {
     "candidate": "candidate",
     "base_rate": "base rate",
+    "heuristic": "heuristic: fewer sessions",
     "logistic": "logistic regression",
     "serving": "serving",
 }
@@ -79,26 +94,46 @@ class ModelArtifact:
 
 @dataclass(frozen=True)
 class GatePolicy:
-    """A candidate serves when its validation AUC clears the floor and is not below the
-    serving model's AUC on the same validation rows by more than the tolerance."""
+    """When a candidate may serve; every comparison is on the same honest validation rows.
+
+    It must clear `auc_floor`; beat the heuristic by more than `baseline_margin` once its
+    AUC is lowered by the realised shortfall of recent served models (offline minus realised
+    AUC, median over the last `realised_lookback_days` matured days, when positive), and the
+    logistic regression (fitted and judged like itself) by more than `baseline_margin`; and
+    not be worse than the serving model on the test rows (see GateInputs) by more than
+    `tolerance`, unless the serving model has lost to the heuristic in production on the
+    last `failing_days` matured days. The baseline rule needs `min_validation_churners`
+    churned rows in validation: with fewer, AUC differences of a few hundredths are noise
+    and the decision says that it was not applied; `beat_baselines=False` drops it.
+    """
 
     auc_floor: float = 0.6
     tolerance: float = 0.02
+    beat_baselines: bool = True
+    baseline_margin: float = 0.0
+    min_validation_churners: int = 50
+    realised_lookback_days: int = 7
+    failing_days: int = 3
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     """How each day's model is trained, measured and gated.
 
-    Blocks are counted in distinct days present in the window. `embargo_days` drops that
-    many days between train and validation and between validation and test, so that the
-    label horizons of the blocks overlap less (0 keeps every day for training).
+    Blocks are counted in distinct days present in the window. Validation rows are the
+    customers of the validation group (`validation_customer_share` of them, dealt by a seeded
+    hash of the id) on the validation days, test rows the test group on the test days; the
+    purge itself follows the pipeline's H+G (train_daily_model's `purge_days`).
+    `embargo_days` additionally drops that many whole days between the blocks.
     """
 
     seed: int = 7
     validation_days: int = 7
     test_days: int = 7
     embargo_days: int = 0
+    validation_customer_share: float = 0.25
+    test_customer_share: float = 0.25
+    features: tuple[str, ...] = MODEL_FEATURES
     num_boost_round: int = 300
     early_stopping_rounds: int = 30
     costs: DecisionCosts = field(default_factory=DecisionCosts)
@@ -106,6 +141,17 @@ class TrainingConfig:
     tuning: TuningConfig = field(default_factory=TuningConfig)
     logistic_l2: float = 1.0
     tenure_cohorts: tuple[int, ...] = TENURE_COHORTS
+
+    def __post_init__(self) -> None:
+        shares = (self.validation_customer_share, self.test_customer_share)
+        if min(shares) <= 0 or sum(shares) >= 1:
+            raise ValueError(
+                f"customer shares of validation and test must be > 0 and leave some customers "
+                f"only for training, got {shares}"
+            )
+        unknown = set(self.features) - set(FEATURE_COLUMNS)
+        if unknown or not self.features:
+            raise ValueError(f"features must be some of FEATURE_COLUMNS; unknown {unknown}")
 
     @property
     def days_needed(self) -> int:
@@ -150,21 +196,16 @@ def training_table(
     return pd.concat(frames, ignore_index=True)
 
 
-def split_train_valid_test(
-    data: pd.DataFrame, validation_days: int, test_days: int, embargo_days: int = 0
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Three contiguous blocks of distinct days, oldest first: train | validation | test.
-
-    Every validation day is later than every training day and every test day later than
-    every validation day; `embargo_days` days are dropped between the blocks. Rows are
-    sorted by day and customer_id so that the result does not depend on the input order.
-    """
+def time_blocks(
+    days: np.ndarray, validation_days: int, test_days: int, embargo_days: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three contiguous blocks of the sorted distinct `days`: train | validation | test."""
     if validation_days < 1 or test_days < 1 or embargo_days < 0:
         raise ValueError(
             f"need validation_days >= 1, test_days >= 1, embargo_days >= 0; got "
             f"{validation_days}, {test_days}, {embargo_days}"
         )
-    days = np.sort(pd.unique(data["day"]))
+    days = np.sort(days)
     n_test_start = days.size - test_days
     n_valid_start = n_test_start - embargo_days - validation_days
     n_train_end = n_valid_start - embargo_days
@@ -174,15 +215,83 @@ def split_train_valid_test(
             f"(validation {validation_days}, test {test_days}, embargo 2 x {embargo_days}, "
             f"train >= 1), got {days.size}"
         )
-    ordered = data.sort_values(["day", "customer_id"], kind="mergesort").reset_index(drop=True)
-
-    def block(chosen: np.ndarray) -> pd.DataFrame:
-        return ordered.loc[ordered["day"].isin(chosen)].reset_index(drop=True)
-
     return (
-        block(days[:n_train_end]),
-        block(days[n_valid_start : n_valid_start + validation_days]),
-        block(days[n_test_start:]),
+        days[:n_train_end],
+        days[n_valid_start : n_valid_start + validation_days],
+        days[n_test_start:],
+    )
+
+
+def customer_groups(
+    customer_ids: pd.Series, seed: int, validation_share: float, test_share: float
+) -> pd.Series:
+    """'train' / 'validation' / 'test' per customer id, from a seeded hash of the id alone.
+
+    The same customer lands in the same group on every day and in every daily model of the
+    same seed, whatever the row order or the other customers.
+    """
+
+    def unit(customer_id: object) -> float:
+        digest = hashlib.sha256(f"{seed}:{customer_id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2.0**64
+
+    u = customer_ids.map(unit).to_numpy(dtype=np.float64)
+    groups = np.select(
+        [u < validation_share, u < validation_share + test_share], ["validation", "test"], "train"
+    )
+    return pd.Series(groups, index=customer_ids.index, dtype=object)
+
+
+@dataclass(frozen=True)
+class HonestSplit:
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    purge_days: int
+    purged_rows: int
+
+
+def split_purged(
+    data: pd.DataFrame,
+    validation_days: int,
+    test_days: int,
+    purge_days: int,
+    seed: int,
+    validation_share: float = 0.25,
+    test_share: float = 0.25,
+    embargo_days: int = 0,
+) -> HonestSplit:
+    """Train, validation and test rows such that no evaluation row shares a label window
+    with a training row.
+
+    The label of (c, t) is settled by billing of t .. t+H+G, so rows (c, t) and (c, e) share
+    information when e - t <= H+G = `purge_days`. Validation is the validation group on the
+    validation days, test the test group on the test days (both after every training day);
+    a training row (c, t) is dropped when c has an evaluation row (c, e) with
+    e - t <= purge_days. Older rows of those customers stay, as on serving days the model
+    meets customers whose labels it learnt more than H+G days earlier. Rows are sorted by
+    day and customer_id, so the result does not depend on the input order.
+    """
+    if purge_days < 0:
+        raise ValueError(f"purge_days must be >= 0, got {purge_days}")
+    train_days, valid_days, test_days_ = time_blocks(
+        pd.unique(data["day"]), validation_days, test_days, embargo_days
+    )
+    ordered = data.sort_values(["day", "customer_id"], kind="mergesort").reset_index(drop=True)
+    group = customer_groups(ordered["customer_id"], seed, validation_share, test_share)
+    day = ordered["day"]
+    valid = ordered.loc[day.isin(valid_days) & (group == "validation")]
+    test = ordered.loc[day.isin(test_days_) & (group == "test")]
+    pool = ordered.loc[day.isin(train_days)]
+    first_eval = pd.concat([valid, test]).groupby("customer_id")["day"].min()
+    gap = (pool["customer_id"].map(first_eval) - pool["day"]).dt.days
+    purged = gap.notna() & (gap <= purge_days)
+    return HonestSplit(
+        train=pool.loc[~purged].reset_index(drop=True),
+        valid=valid.reset_index(drop=True),
+        test=test.reset_index(drop=True),
+        purge_days=int(purge_days),
+        purged_rows=int(purged.sum()),
     )
 
 
@@ -218,23 +327,97 @@ def decision_outcomes(
     }
 
 
-def _gate(
-    policy: GatePolicy, candidate_auc: float, incumbent_auc: float, incumbent: str | None
-) -> tuple[bool, str]:
-    problems = []
-    if not candidate_auc >= policy.auc_floor:  # a NaN AUC does not clear the floor
+@dataclass(frozen=True)
+class GateInputs:
+    """The AUCs the gate compares and the realised record.
+
+    Candidate, heuristic, logistic and serving on the same validation rows; candidate and
+    serving also on the same test rows. The serving model was tuned and stopped early on
+    the validation customers of the day before (the groups are dealt by id), so it is
+    judged against the candidate on the test rows, where neither made a choice.
+    """
+
+    candidate: float
+    heuristic: float
+    logistic: float
+    serving: float
+    serving_version: str | None
+    validation_churners: int = 0
+    realised: RealisedRecord | None = None
+    candidate_test: float = math.nan
+    serving_test: float = math.nan
+
+
+def gate_decision(policy: GatePolicy, inputs: GateInputs) -> tuple[bool, str, dict[str, float]]:
+    """(promoted, the decision in words, the numbers behind it)."""
+    realised = inputs.realised
+    shortfall = realised.shortfall(policy.realised_lookback_days) if realised else math.nan
+    discount = max(shortfall, 0.0) if not math.isnan(shortfall) else 0.0
+    failing = realised.days_below_heuristic(inputs.serving_version) if realised else 0
+    serving_failing = inputs.serving_version is not None and failing >= policy.failing_days
+    claimed = inputs.candidate - discount
+    numbers = {
+        "candidate_auc": inputs.candidate,
+        "realised_shortfall": shortfall,
+        "candidate_auc_after_shortfall": claimed,
+        "heuristic_auc": inputs.heuristic,
+        "logistic_auc": inputs.logistic,
+        "serving_auc": inputs.serving,
+        "candidate_test_auc": inputs.candidate_test,
+        "serving_test_auc": inputs.serving_test,
+        "serving_days_below_heuristic": failing,
+        "auc_floor": policy.auc_floor,
+        "tolerance": policy.tolerance,
+        "baseline_margin": policy.baseline_margin,
+        "validation_churners": inputs.validation_churners,
+    }
+    problems, notes = [], []
+    enough = inputs.validation_churners >= policy.min_validation_churners
+    if not inputs.candidate >= policy.auc_floor:  # a NaN AUC does not clear the floor
         problems.append(
-            f"validation AUC {candidate_auc:.3f} is below the floor {policy.auc_floor:.3f}"
+            f"validation AUC {inputs.candidate:.3f} is below the floor {policy.auc_floor:.3f}"
         )
-    if not math.isnan(incumbent_auc) and candidate_auc < incumbent_auc - policy.tolerance:
+    if policy.beat_baselines and not enough:
+        notes.append(
+            f"baselines not compared: {inputs.validation_churners} churned rows in validation "
+            f"(fewer than {policy.min_validation_churners})"
+        )
+    if policy.beat_baselines and enough:
+        # The heuristic is not fitted, so what it shows on validation is what it realises; a
+        # fitted model's claim is lowered by what served models fell short of theirs. The
+        # logistic regression is fitted and judged like the candidate: compared as is.
+        lowered = f" (lowered by the realised shortfall {discount:.3f})" if discount else ""
+        for name, claim, auc, note in (
+            ("the sessions heuristic", claimed, inputs.heuristic, lowered),
+            ("the logistic regression", inputs.candidate, inputs.logistic, ""),
+        ):
+            if not claim > auc + policy.baseline_margin:
+                problems.append(
+                    f"validation AUC {claim:.3f}{note} does not beat {name}'s {auc:.3f} on the "
+                    "same rows"
+                )
+    if serving_failing:
+        notes.append(
+            f"serving model {inputs.serving_version} lost to the heuristic in production on "
+            f"its last {failing} matured days, so it is not defended"
+        )
+    elif (
+        not math.isnan(inputs.serving_test)
+        and not inputs.candidate_test >= inputs.serving_test - policy.tolerance
+    ):
         problems.append(
-            f"validation AUC {candidate_auc:.3f} is worse than the serving model's "
-            f"{incumbent_auc:.3f} on the same rows by more than {policy.tolerance:.3f}"
+            f"test AUC {inputs.candidate_test:.3f} is worse than the serving model's "
+            f"{inputs.serving_test:.3f} on the same test rows by more than {policy.tolerance:.3f}"
         )
+    suffix = "".join(f"; {n}" for n in notes)
     if not problems:
-        return True, "promoted: serves from the next day"
-    keeps = f"{incumbent} keeps serving" if incumbent else "no model serves until one passes"
-    return False, "rejected: " + "; ".join(problems) + f"; {keeps}"
+        return True, "promoted: serves from the next day" + suffix, numbers
+    keeps = (
+        f"{inputs.serving_version} keeps serving"
+        if inputs.serving_version
+        else "no model serves until one passes"
+    )
+    return False, "rejected: " + "; ".join(problems) + suffix + f"; {keeps}", numbers
 
 
 # ----------------------------------------------------------------------------- training
@@ -248,29 +431,45 @@ def train_daily_model(
     config: TrainingConfig,
     data_versions: Mapping[str, str],
     code_version: Mapping[str, Any] | None = None,
+    *,
+    purge_days: int,
+    realised: RealisedRecord | None = None,
 ) -> DailyModelOutcome:
     """Tune and train the candidate of `day`, evaluate it and its baselines, gate it.
 
-    Deterministic: the same tables, config and seed give the same model bytes and the same
-    card (provided the tuning stops on max_trials, as its card says). `incumbent` is the
-    model serving on `day`; `code_version` comes from code_version() (kept out of here so
-    that this function does no I/O).
+    `purge_days` is the pipeline's H+G (see split_purged). Deterministic: the same tables,
+    config, seed and realised record give the same model bytes and the same card (provided
+    the tuning stops on max_trials, as its card says). `incumbent` is the model serving on
+    `day`; `realised` the recent online_metrics (None: nothing has matured yet);
+    `code_version` comes from code_version() (kept out of here so that this does no I/O).
     """
     data = training_table(features_by_day, labels_by_day)
-    train, valid, test = split_train_valid_test(
-        data, config.validation_days, config.test_days, config.embargo_days
+    split = split_purged(
+        data,
+        config.validation_days,
+        config.test_days,
+        purge_days,
+        config.seed,
+        config.validation_customer_share,
+        config.test_customer_share,
+        config.embargo_days,
     )
-    tuned = _tune_candidate(pd.concat([train, valid], ignore_index=True), config)
+    train, valid, test = split.train, split.valid, split.test
+    tuned = _tune_candidate(train, valid, config)
     trained = tuned.best
     threshold = trained.threshold
     blocks = {"valid": valid, "test": test}
     y = {b: f["churned"].to_numpy(dtype=np.float64) for b, f in blocks.items()}
     train_rate = float(train["churned"].mean())
-    logistic = fit_logistic_baseline(train, l2=config.logistic_l2)
+    logistic = fit_logistic_baseline(train, features=config.features, l2=config.logistic_l2)
     predictions, serving_note = _predictions(trained, logistic, train_rate, incumbent, blocks)
 
     evaluation = {
-        b: {m: evaluate_predictions(y[b], p[b]) for m, p in predictions.items()} for b in blocks
+        b: {
+            m: (evaluate_ranking if m == "heuristic" else evaluate_predictions)(y[b], p[b])
+            for m, p in predictions.items()
+        }
+        for b in blocks
     }
     decisions = {
         f"{b}_{m}": decision_outcomes(y[b], predictions[m][b], t, config.costs)
@@ -285,10 +484,23 @@ def train_daily_model(
     calibration = calibration_table(y["test"], p_test)
     slices = slice_metrics(test, y["test"], p_test, config.tenure_cohorts)
 
-    candidate_auc = evaluation["valid"]["candidate"]["auc"]
-    incumbent_auc = evaluation["valid"].get("serving", {}).get("auc", math.nan)
+    valid_auc = {m: e["auc"] for m, e in evaluation["valid"].items()}
     incumbent_name = incumbent.version if incumbent else None
-    promoted, decision = _gate(config.gate, candidate_auc, incumbent_auc, incumbent_name)
+    promoted, decision, gate_numbers = gate_decision(
+        config.gate,
+        GateInputs(
+            candidate=valid_auc["candidate"],
+            heuristic=valid_auc["heuristic"],
+            logistic=valid_auc["logistic"],
+            serving=valid_auc.get("serving", math.nan),
+            serving_version=incumbent_name,
+            validation_churners=int(y["valid"].sum()),
+            realised=realised,
+            candidate_test=evaluation["test"]["candidate"]["auc"],
+            serving_test=evaluation["test"].get("serving", {}).get("auc", math.nan),
+        ),
+    )
+    candidate_auc, incumbent_auc = valid_auc["candidate"], valid_auc.get("serving", math.nan)
     eval_days = set(_day_list(valid)) | set(_day_list(test))
     overlap = len(eval_days & set(incumbent.card.get("train_days", []))) if incumbent else math.nan
 
@@ -298,29 +510,44 @@ def train_daily_model(
         "best_iteration": trained.card["best_iteration"],
         **{f"n_{b}": len(f) for b, f in (("train", train), *blocks.items())},
         **{f"days_{b}": f["day"].nunique() for b, f in (("train", train), *blocks.items())},
+        "purge_days": split.purge_days,
+        "purged_train_rows": split.purged_rows,
         "train_positive_rate": train_rate,
         "valid_positive_rate": float(y["valid"].mean()),
         "test_positive_rate": float(y["test"].mean()),
         "tuning_trials": len(tuned.trials),
         "tuning_best_trial": tuned.best_index,
-        "gate_candidate_auc": candidate_auc,
-        "gate_serving_auc": incumbent_auc,
+        **{f"gate_{k}": v for k, v in gate_numbers.items()},
         "gate_auc_margin": candidate_auc - incumbent_auc,
+        "gate_margin_over_heuristic": candidate_auc - valid_auc["heuristic"],
+        "gate_margin_over_logistic": candidate_auc - valid_auc["logistic"],
         "incumbent_auc": incumbent_auc,
         "serving_trained_on_eval_days": overlap,
     }
-    split = {
+    split_card = {
         name: {
             "first_day": _day_list(f)[0],
             "last_day": _day_list(f)[-1],
             "days": int(f["day"].nunique()),
             "rows": len(f),
+            "customers": int(f["customer_id"].nunique()),
         }
         for name, f in (("train", train), ("validation", valid), ("test", test))
     }
     card = trained.card | {
-        "split": split
-        | {"embargo_days": config.embargo_days, "method": "out of time, contiguous blocks of days"},
+        "split": split_card
+        | {
+            "embargo_days": config.embargo_days,
+            "purge_days": split.purge_days,
+            "purged_train_rows": split.purged_rows,
+            "validation_customer_share": config.validation_customer_share,
+            "test_customer_share": config.test_customer_share,
+            "method": (
+                "out of time (train | validation | test days) and out of customer (seeded "
+                "groups by id); training rows within H+G days before an evaluation row of the "
+                "same customer purged: no evaluation row shares a label window with training"
+            ),
+        },
         "test_days": _day_list(test),
         "metrics": metrics,
         "evaluation": {
@@ -331,11 +558,16 @@ def train_daily_model(
             "rows": "test",
             **{k: evaluation["test"]["candidate"][k] for k in METRIC_NAMES},
             "flagged_churn_share": decisions["test_candidate"]["flagged_churn_share"],
+            "heuristic_auc": evaluation["test"]["heuristic"]["auc"],
+            "logistic_auc": evaluation["test"]["logistic"]["auc"],
         },
         "calibration_test": calibration.to_dict("records"),
         "slices_test": slices.to_dict("records"),
         "baselines": {
             "base_rate": {"train_positive_rate": train_rate},
+            "heuristic": {
+                "rule": "risk = 1 / (1 + sessions in the feature window) (sessions_28d)",
+            },
             "logistic_regression": logistic.card(),
             "serving": {
                 "version": incumbent_name,
@@ -344,6 +576,7 @@ def train_daily_model(
                 "trained_on_evaluation_days": overlap,
             },
         },
+        "realised_record": realised.card() if realised else None,
         "tuning": tuned.card(config.tuning, config.seed, TUNING_OBJECTIVE),
         "training_config": asdict(config),
         "reference": {
@@ -359,7 +592,7 @@ def train_daily_model(
         "decision": decision,
         "incumbent_version": incumbent_name,
         "incumbent_auc_on_same_validation": incumbent_auc,
-        "gate": asdict(config.gate) | {"rows": "validation", "metric": "auc"},
+        "gate": asdict(config.gate) | {"rows": "validation", "metric": "auc"} | gate_numbers,
         "data_versions": dict(sorted(data_versions.items())),
         "trained_for": day.isoformat(),
     }
@@ -368,13 +601,13 @@ def train_daily_model(
         artifact=ModelArtifact(day.isoformat(), version, trained.booster_bytes, jsonable(card)),
         metrics=metrics | {"tuning_seconds": tuned.seconds},
         comparison=_comparison(evaluation, incumbent_name),
-        gate={
-            "candidate_auc": candidate_auc,
+        gate=gate_numbers
+        | {
             "incumbent_auc": incumbent_auc,
             "auc_margin": candidate_auc - incumbent_auc,
-            "auc_floor": config.gate.auc_floor,
-            "tolerance": config.gate.tolerance,
             "candidate_test_auc": evaluation["test"]["candidate"]["auc"],
+            "heuristic_test_auc": evaluation["test"]["heuristic"]["auc"],
+            "logistic_test_auc": evaluation["test"]["logistic"]["auc"],
             "incumbent_test_auc": evaluation["test"].get("serving", {}).get("auc", math.nan),
         },
         decision=decision,
@@ -391,18 +624,21 @@ def train_daily_model(
     )
 
 
-def _tune_candidate(development: pd.DataFrame, config: TrainingConfig) -> TuningResult:
+def _tune_candidate(
+    train: pd.DataFrame, valid: pd.DataFrame, config: TrainingConfig
+) -> TuningResult:
     """The search: each trial trains on train, stops early and sets its threshold on valid."""
 
     def fit(params: dict[str, Any]) -> tuple[float, TrainedModel, dict[str, Any]]:
         trained = train_churn_model(
-            development,
+            train,
+            valid,
             params=params,
             seed=config.seed,
-            validation_days=config.validation_days,  # the last days of `development`
             num_boost_round=config.num_boost_round,
             early_stopping_rounds=config.early_stopping_rounds,
             costs=config.costs,
+            features=config.features,
         )
         summary = {
             "valid_log_loss": trained.metrics["log_loss"],
@@ -426,6 +662,7 @@ def _predictions(
     predictions = {
         "candidate": {b: predict_churn(booster, f) for b, f in blocks.items()},
         "base_rate": {b: np.full(len(f), train_rate) for b, f in blocks.items()},
+        "heuristic": {b: heuristic_scores(f) for b, f in blocks.items()},
         "logistic": {b: logistic.predict(f) for b, f in blocks.items()},
     }
     if incumbent is None:

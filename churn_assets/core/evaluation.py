@@ -1,10 +1,11 @@
 """Offline evaluation of churn probabilities: the figures reported next to every model.
 
 Sales acts on the top of the list, so besides the ranking and probability metrics of
-``core.metrics`` this module measures the top decile (precision, lift, capture), how well
+scikit-learn this module measures the top decile (precision, lift, capture), how well
 the probabilities are calibrated, and the same metrics per segment (plan, tenure cohort) so
-that a weak segment is not hidden by a good average. It also holds the simple baseline every
-model is compared with: an L2 logistic regression on the same features, in plain numpy.
+that a weak segment is not hidden by a good average. It also holds the two baselines every
+model must beat: the one-column heuristic (fewer sessions, more risk) and an L2 logistic
+regression (scikit-learn). Metrics are scikit-learn's.
 
 Metrics that are undefined on a set of rows (AUC of a single class, no rows at all) are NaN
 here rather than errors: a small segment or a quiet day must not break the report.
@@ -13,17 +14,19 @@ here rather than errors: a small segment or a quiet day must not break the repor
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+from sklearn.preprocessing import StandardScaler
 
 from churn_assets.core.billing import PLANS
 from churn_assets.core.features import FEATURE_COLUMNS
-from churn_assets.core.metrics import brier, log_loss, pr_auc, roc_auc
 
 TOP_DECILE = 0.1
 CALIBRATION_BINS = 10
@@ -145,10 +148,10 @@ def evaluate_predictions(
         return out
     both_classes = 0 < y.sum() < y.size
     out |= {
-        "auc": roc_auc(y, p) if both_classes else math.nan,
-        "pr_auc": pr_auc(y, p) if y.sum() > 0 else math.nan,
-        "log_loss": log_loss(y, p),
-        "brier": brier(y, p),
+        "auc": float(roc_auc_score(y, p)) if both_classes else math.nan,
+        "pr_auc": float(average_precision_score(y, p)) if y.sum() > 0 else math.nan,
+        "log_loss": float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])),
+        "brier": float(brier_score_loss(y, p, pos_label=1)) if y.size else math.nan,
         **top_decile(y, p),
         "calibration_error": calibration_error(calibration_table(y, p, n_bins)),
         "positive_rate": float(y.mean()),
@@ -217,11 +220,30 @@ def slice_metrics(
     return pd.DataFrame(rows)
 
 
-# ----------------------------------------------------------------------- logistic baseline
+# ----------------------------------------------------------------------- baselines
+
+# The one-column heuristic every model must beat: fewer sessions in the feature window,
+# higher risk. No fitting; it only ranks, so only ranking metrics are reported for it.
+HEURISTIC_COLUMN = "sessions_28d"
+RANKING_METRICS: tuple[str, ...] = (
+    "auc",
+    "pr_auc",
+    "precision_top_decile",
+    "lift_top_decile",
+    "capture_top_decile",
+)
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow for large |z|
+def heuristic_scores(frame: pd.DataFrame) -> np.ndarray:
+    """1 / (1 + sessions in the feature window): a rank of risk in (0, 1], not a probability."""
+    return 1.0 / (1.0 + frame[HEURISTIC_COLUMN].to_numpy(dtype=np.float64).clip(min=0.0))
+
+
+def evaluate_ranking(y_true: npt.ArrayLike, score: npt.ArrayLike) -> dict[str, float]:
+    """evaluate_predictions for a score that only ranks: probability metrics are NaN."""
+    out = evaluate_predictions(y_true, score)
+    ranking = set(RANKING_METRICS) | {"n", "churners", "positive_rate"}
+    return {k: (v if k in ranking else math.nan) for k, v in out.items()}
 
 
 @dataclass(frozen=True)
@@ -237,18 +259,30 @@ class LogisticBaseline:
     iterations: int
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        x = (frame[list(self.features)].to_numpy(dtype=np.float64) - self.mean) / self.scale
-        return _sigmoid(x @ self.coef + self.intercept)
+        return logistic_from_card(self.card(), frame)
 
     def card(self) -> dict[str, Any]:
-        """Coefficients per standardised feature (the sign says which way it pushes churn)."""
+        """Everything needed to predict again (monitoring scores the same rows with it)."""
         return {
-            "model": "L2 logistic regression on standardised features (numpy, Newton)",
+            "model": "L2 logistic regression on standardised features (scikit-learn)",
             "l2": self.l2,
             "iterations": self.iterations,
             "intercept": float(self.intercept),
             "coefficients": {f: float(c) for f, c in zip(self.features, self.coef, strict=True)},
+            "mean": {f: float(m) for f, m in zip(self.features, self.mean, strict=True)},
+            "scale": {f: float(v) for f, v in zip(self.features, self.scale, strict=True)},
         }
+
+
+def logistic_from_card(card: Mapping[str, Any], frame: pd.DataFrame) -> np.ndarray:
+    """Probabilities of a logistic baseline stored in a model card (LogisticBaseline.card)."""
+    names = list(card["coefficients"])
+    x = frame[names].to_numpy(dtype=np.float64)
+    mean = np.array([card["mean"][n] for n in names])
+    scale = np.array([card["scale"][n] for n in names])
+    coef = np.array([card["coefficients"][n] for n in names])
+    z = (x - mean) / scale @ coef + float(card["intercept"])
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function, no overflow for large |z|
 
 
 def fit_logistic_baseline(
@@ -256,61 +290,30 @@ def fit_logistic_baseline(
     features: Sequence[str] = FEATURE_COLUMNS,
     label: str = "churned",
     l2: float = 1.0,
-    max_iter: int = 100,
-    tol: float = 1e-10,
+    max_iter: int = 1000,
 ) -> LogisticBaseline:
-    """Minimise sum(log loss) + l2/2 * |w|^2 (intercept not penalised) by damped Newton steps.
+    """scikit-learn's LogisticRegression(C=1/l2, lbfgs) on standardised features.
 
-    Same objective as scikit-learn's LogisticRegression(C=1/l2) on the standardised features.
-    Deterministic: no random start, no sampling. Constant features get weight 0.
+    Deterministic (no random start). Constant features get scale 1 and weight 0.
     """
     if l2 <= 0:
         raise ValueError(f"l2 must be > 0 (it keeps the problem strictly convex), got {l2}")
     x_raw = frame[list(features)].to_numpy(dtype=np.float64)
-    y = frame[label].to_numpy(dtype=np.float64)
+    y = frame[label].to_numpy(dtype=np.int64)
     if y.size == 0:
         raise ValueError("the logistic baseline needs at least one row")
-    mean = x_raw.mean(axis=0)
-    scale = x_raw.std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
-    x = np.column_stack([(x_raw - mean) / scale, np.ones(y.size)])
-    penalty = np.full(x.shape[1], float(l2))
-    penalty[-1] = 0.0
-
-    def objective(w: np.ndarray) -> float:
-        z = x @ w
-        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * np.sum(penalty * w * w))
-
-    w = np.zeros(x.shape[1])
-    rate = np.clip(y.mean(), 1e-6, 1 - 1e-6)
-    w[-1] = math.log(rate / (1 - rate))  # start at the base rate
-    current = objective(w)
-    iterations = 0
-    for iterations in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
-        prob = _sigmoid(x @ w)
-        grad = x.T @ (prob - y) + penalty * w
-        hess = (x * (prob * (1 - prob))[:, None]).T @ x + np.diag(penalty)
-        hess[-1, -1] += 1e-12  # all-one-class data: keep the intercept solvable
-        step = np.linalg.solve(hess, grad)
-        size = 1.0
-        while size > 1e-8:
-            trial = w - size * step
-            value = objective(trial)
-            if value <= current:
-                break
-            size /= 2
-        else:
-            break
-        converged = abs(current - value) <= tol * max(1.0, abs(current))
-        w, current = trial, value
-        if converged or np.max(np.abs(size * step)) < tol:
-            break
+    if np.unique(y).size < 2:
+        raise ValueError("the logistic baseline needs rows of both classes")
+    scaler = StandardScaler().fit(x_raw)
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    model = LogisticRegression(C=1.0 / l2, max_iter=max_iter, tol=1e-8)
+    model.fit((x_raw - scaler.mean_) / scale, y)
     return LogisticBaseline(
         features=tuple(features),
-        mean=mean,
+        mean=scaler.mean_.copy(),
         scale=scale,
-        coef=w[:-1],
-        intercept=float(w[-1]),
+        coef=model.coef_[0].copy(),
+        intercept=float(model.intercept_[0]),
         l2=float(l2),
-        iterations=iterations,
+        iterations=int(model.n_iter_[0]),
     )

@@ -37,6 +37,14 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "reactivated_before",
 )
 
+# Columns that describe the account rather than its behaviour: together they nearly identify
+# an account (seats and MRR are fixed per account), so trees fed them learn which accounts
+# churned in the training window instead of how churners behave, and that does not carry
+# over to the days the model serves (README, "The model"). They stay in the table (reasons,
+# drift, the UI) but the model does not read them.
+IDENTITY_FEATURES: tuple[str, ...] = ("seats", "mrr")
+MODEL_FEATURES: tuple[str, ...] = tuple(c for c in FEATURE_COLUMNS if c not in IDENTITY_FEATURES)
+
 # Columns of core.sessions.customer_activity that the features use.
 ACTIVITY_COLUMNS: tuple[str, ...] = (
     "sessions_7d",

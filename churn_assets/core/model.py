@@ -1,7 +1,8 @@
-"""Train, evaluate and serialise the churn model (XGBoost), out of time.
+"""Train, evaluate and serialise the churn model (XGBoost).
 
-Validation is always the most recent days of the training window, never a random sample:
-the model is used on days after the ones it learned from, so that is what is measured.
+The caller hands over the training and the validation rows (an honest split that shares no
+label window, see core.daily_model.split_purged); this module fits, stops early and picks
+the decision threshold on them.
 The booster is stored in XGBoost's own JSON format (no pickle), byte-identical for the same
 inputs and seed.
 """
@@ -9,6 +10,7 @@ inputs and seed.
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,8 +18,8 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from churn_assets.core.features import FEATURE_COLUMNS
-from churn_assets.core.metrics import base_rate_metrics, classification_metrics
+from churn_assets.core.evaluation import evaluate_predictions
+from churn_assets.core.features import FEATURE_COLUMNS, MODEL_FEATURES
 
 # TrainingData: a DataFrame with customer_id, day (datetime64[ns]), FEATURE_COLUMNS, churned.
 TrainingData = pd.DataFrame
@@ -60,41 +62,37 @@ class TrainedModel:
     card: dict[str, Any] = field(default_factory=dict)
 
 
-def _check_training_data(data: pd.DataFrame) -> None:
-    missing = [c for c in ("customer_id", "day", *FEATURE_COLUMNS, "churned") if c not in data]
+def _check_training_data(data: pd.DataFrame, features: Sequence[str]) -> None:
+    missing = [c for c in ("customer_id", "day", *features, "churned") if c not in data]
     if missing:
         raise ValueError(f"training data lacks columns {missing}")
 
 
-def split_out_of_time(
-    data: pd.DataFrame, validation_days: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, valid): valid holds the last `validation_days` distinct days, train the rest."""
-    if validation_days < 1:
-        raise ValueError(f"validation_days must be >= 1, got {validation_days}")
-    days = np.sort(pd.unique(data["day"]))
-    if days.size <= validation_days:
-        raise ValueError(
-            f"need more than {validation_days} distinct days to split out of time, got {days.size}"
-        )
-    is_valid = data["day"] >= days[-validation_days]
-    return data.loc[~is_valid].copy(), data.loc[is_valid].copy()
-
-
-def _matrix(frame: pd.DataFrame, label: bool) -> xgb.DMatrix:
-    x = frame[list(FEATURE_COLUMNS)].to_numpy(dtype=np.float64)
+def _matrix(frame: pd.DataFrame, features: Sequence[str], label: bool) -> xgb.DMatrix:
+    x = frame[list(features)].to_numpy(dtype=np.float64)
     y = frame["churned"].to_numpy(dtype=np.float64) if label else None
-    return xgb.DMatrix(x, label=y, feature_names=list(FEATURE_COLUMNS), nthread=1)
+    return xgb.DMatrix(x, label=y, feature_names=list(features), nthread=1)
+
+
+def model_features(booster: xgb.Booster) -> list[str]:
+    """The feature columns a booster reads; refuses one that this code does not compute."""
+    names = list(booster.feature_names or [])
+    unknown = [n for n in names if n not in FEATURE_COLUMNS]
+    if not names or unknown:
+        raise ValueError(
+            f"model was trained on features {names}, this code computes {list(FEATURE_COLUMNS)}"
+        )
+    return names
+
+
+def feature_matrix(booster: xgb.Booster, features: pd.DataFrame) -> xgb.DMatrix:
+    """The rows of a features table as the booster's input (its own columns, its order)."""
+    return _matrix(features, model_features(booster), label=False)
 
 
 def predict_churn(booster: xgb.Booster, features: pd.DataFrame) -> np.ndarray:
     """Churn probabilities (float64) for a features table; refuses a feature-set mismatch."""
-    if list(booster.feature_names or []) != list(FEATURE_COLUMNS):
-        raise ValueError(
-            f"model was trained on features {booster.feature_names}, "
-            f"this code computes {list(FEATURE_COLUMNS)}"
-        )
-    return booster.predict(_matrix(features, label=False)).astype(np.float64)
+    return booster.predict(feature_matrix(booster, features)).astype(np.float64)
 
 
 def choose_threshold(
@@ -122,24 +120,27 @@ def choose_threshold(
 
 
 def train_churn_model(
-    data: TrainingData,
+    train: TrainingData,
+    valid: TrainingData,
     params: dict[str, Any] | None = None,
     seed: int = 42,
-    validation_days: int = 7,
     num_boost_round: int = 300,
     early_stopping_rounds: int = 30,
     costs: DecisionCosts | None = None,
+    features: Sequence[str] = MODEL_FEATURES,
     min_train_rows: int = MIN_TRAIN_ROWS,
     min_valid_rows: int = MIN_VALID_ROWS,
 ) -> TrainedModel:
-    """Fit on all but the last `validation_days` days, evaluate and pick the threshold on them.
+    """Fit on `train`; stop early and pick the decision threshold on `valid`.
 
-    The validation days also drive early stopping, so its metrics are slightly optimistic;
-    the base-rate baseline on the same rows is the bar the model must clear.
+    `valid` must share no label window with `train` (core.daily_model.split_purged makes
+    such a split): early stopping on rows the trees could memorise would keep growing trees
+    that recognise accounts instead of behaviour. Its metrics are slightly optimistic
+    (validation also chose the number of trees); the held-out test rows are not.
     """
-    _check_training_data(data)
+    _check_training_data(train, features)
+    _check_training_data(valid, features)
     costs = costs or DecisionCosts()
-    train, valid = split_out_of_time(data, validation_days)
     for name, part, minimum in (("train", train, min_train_rows), ("valid", valid, min_valid_rows)):
         if len(part) < minimum:
             raise ValueError(f"too few {name} rows: {len(part)} < {minimum}")
@@ -151,7 +152,7 @@ def train_churn_model(
     full_params = {**DEFAULT_PARAMS, **(params or {}), "seed": int(seed)}
     train = train.sort_values(["day", "customer_id"], kind="mergesort")
     valid = valid.sort_values(["day", "customer_id"], kind="mergesort")
-    dtrain, dvalid = _matrix(train, label=True), _matrix(valid, label=True)
+    dtrain, dvalid = _matrix(train, features, label=True), _matrix(valid, features, label=True)
     booster = xgb.train(
         full_params,
         dtrain,
@@ -168,8 +169,12 @@ def train_churn_model(
     train_rate = float(train["churned"].mean())
     threshold, cost = choose_threshold(y_valid, p_valid, costs)
     metrics: dict[str, float] = {
-        **classification_metrics(y_valid, p_valid),
-        **{f"baseline_{k}": v for k, v in base_rate_metrics(y_valid, train_rate).items()},
+        **evaluate_predictions(y_valid, p_valid),
+        **{
+            f"baseline_{k}": v
+            for k, v in evaluate_predictions(y_valid, np.full(y_valid.size, train_rate)).items()
+            if k in ("auc", "log_loss", "brier")
+        },
         "n_train": len(train),
         "n_valid": len(valid),
         "train_positive_rate": train_rate,
@@ -189,7 +194,8 @@ def train_churn_model(
         "label": "true churn label (cancellation not followed by re-activation within grace)",
         "train_days": _days(train),
         "valid_days": _days(valid),
-        "features": list(FEATURE_COLUMNS),
+        "features": list(FEATURE_COLUMNS),  # the features table the model was trained from
+        "model_features": list(features),  # the columns the trees read
         "params": full_params,
         "seed": int(seed),
         "num_boost_round": int(num_boost_round),

@@ -15,8 +15,9 @@ import pandas as pd
 import xgboost as xgb
 
 from churn_assets.core.billing import PLANS
+from churn_assets.core.daily_model import ModelArtifact
 from churn_assets.core.features import FEATURE_COLUMNS
-from churn_assets.core.model import _matrix, predict_churn
+from churn_assets.core.model import feature_matrix, load_booster, model_features, predict_churn
 
 SCORE_COLUMNS: tuple[str, ...] = (
     "customer_id",
@@ -191,9 +192,10 @@ def explain_top_reasons(
     reason_cols = [f"reason_{i + 1}" for i in range(k)]
     if features.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in ["customer_id", *reason_cols]})
-    predict_churn(booster, features.head(1))  # refuses a feature-set mismatch
-    contribs = booster.predict(_matrix(features, label=False), pred_contribs=True)
-    by_feature = pd.DataFrame(contribs[:, : len(FEATURE_COLUMNS)], columns=list(FEATURE_COLUMNS))
+    names = model_features(booster)  # refuses a feature-set mismatch
+    contribs = booster.predict(feature_matrix(booster, features), pred_contribs=True)
+    by_feature = pd.DataFrame(contribs[:, : len(names)], columns=names)
+    by_feature = by_feature.reindex(columns=list(FEATURE_COLUMNS), fill_value=0.0)
     by_feature["plan"] = by_feature[list(_PLAN_COLUMNS)].sum(axis=1)
     values = by_feature[list(REASON_GROUPS)].to_numpy(dtype=np.float64)
 
@@ -255,6 +257,17 @@ def score_customers(
     ).reset_index(drop=True)
     out.insert(3, "rank", np.arange(1, len(out) + 1, dtype=np.int64))
     return out[list(SCORE_COLUMNS)]
+
+
+def score_with(serving: ModelArtifact, features: pd.DataFrame, window_days: int) -> pd.DataFrame:
+    """score_customers with a stored model, its decision threshold and its version."""
+    return score_customers(
+        load_booster(serving.booster_bytes),
+        features,
+        threshold=float(serving.card["threshold"]),
+        model_version=serving.version,
+        window_days=window_days,
+    )
 
 
 def top_risk_markdown(scores: pd.DataFrame, n: int = 20) -> str:
