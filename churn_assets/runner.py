@@ -12,6 +12,7 @@ from __future__ import annotations
 import graphlib
 import heapq
 import multiprocessing
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
+import sqlalchemy
 
 from churn_assets.settings import PipelineSettings
 
@@ -230,7 +232,18 @@ def _run_sequentially(
 _worker: dict[str, Any] = {}
 
 
+def _sqlite_commits_without_fsync(dbapi_connection: object, _record: object) -> None:
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute("PRAGMA synchronous=OFF")
+
+
 def _start_worker(build_defs: Callable[[], dg.Definitions], tags: Mapping[str, str]) -> None:
+    """A backfill worker: its definitions, the instance, and SQLite commits that do not wait
+    for the disk. Dagster's SQLite storage commits every event on its own connection (about
+    40 events a run); with ``synchronous=OFF`` a crashed process still loses nothing, only
+    an OS crash can lose the last events of a re-runnable backfill. Measured: a fifth less
+    wall time on a busy disk (see the README)."""
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", _sqlite_commits_without_fsync)
     _worker.update(defs=build_defs(), instance=dg.DagsterInstance.get(), tags=dict(tags))
 
 
