@@ -13,9 +13,10 @@ a bounded lookback, and waits for exactly the upstream days its asset cannot run
   inputs ``raw_billing[D]`` and ``sessions[D]`` exist (other missing days of the window are
   tolerated and reported by the asset; a day whose own input is missing would fail its
   blocking ``inputs_complete`` check).
-- ``labels[D]``: any billing day of D..D+H+G updated, once ``raw_billing[D]`` exists and a
-  billing day D+H+G or later has landed (the label is final): the billing day that lands
-  completes exactly the label of the day H+G before it.
+- ``labels[D]``: any billing day of D..F updated, once ``raw_billing[D]`` exists and a
+  billing day F in D+H+G .. D+H+G+fallback has landed (the label is final; F is the first
+  one, usually D+H+G itself: a missing or rejected extract is replaced by the next valid
+  one, and the days after F change nothing).
 - ``model[D]``: once per day, when the newest day of its training window (D-H-G) has both
   labels and features: the daily model, trained once (a model version is an immutable
   artifact; corrections reach the next day's model).
@@ -38,8 +39,9 @@ so the sensor evaluates in the user code server (``use_user_code_server=True``).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, timedelta
+from typing import Any
 
 import dagster as dg
 
@@ -85,23 +87,76 @@ class DepDaysMaterialized(dg.AutomationCondition):
         return index < len(materialized) and materialized[index] <= hi
 
     async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
-        candidates = context.candidate_subset
-        if candidates.is_empty:
-            return dg.AutomationResult(context, candidates)
+        if context.candidate_subset.is_empty:
+            return dg.AutomationResult(context, context.candidate_subset)
         view = context.asset_graph_view
         done = await view.compute_materialized_asset_subset(dg.AssetKey(self.dep))
-        materialized = sorted(
-            date.fromisoformat(k) for k in done.expensively_compute_partition_keys()
+        materialized = _sorted_days(done)
+        return _candidate_days_where(context, lambda day: self.matches(day, materialized))
+
+
+class DepDaysUpdatedUntilFinal(DepDaysMaterialized):
+    """True for partition D when a ``dep`` day in [D, F] was updated since the previous tick,
+    F being the first materialized ``dep`` day in [D+start, D+end] (D+end when there is none).
+
+    The labels of D read billing up to D+H+G+fallback, but only up to the first extract that
+    makes them final: days after it change nothing, so their arrival must not rerun labels.
+    """
+
+    @property
+    def name(self) -> str:
+        return f"{self.dep}_updated_until_first_in[D{self.start_offset:+d}..D{self.end_offset:+d}]"
+
+    @property
+    def description(self) -> str:
+        return f"{self.dep} updated up to its first partition in {self.name.split('_in', 1)[1]}"
+
+    def updated_until_final(
+        self, day: date, updated: Sequence[date], materialized: Sequence[date]
+    ) -> bool:
+        """Whether a sorted ``updated`` day falls in [day, F] (see the class docstring)."""
+        assert self.start_offset is not None and self.end_offset is not None
+        last = day + timedelta(days=self.end_offset)
+        index = bisect.bisect_left(materialized, day + timedelta(days=self.start_offset))
+        if index < len(materialized) and materialized[index] <= last:
+            last = materialized[index]
+        index = bisect.bisect_left(updated, day)
+        return index < len(updated) and updated[index] <= last
+
+    async def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        if context.candidate_subset.is_empty or context.previous_temporal_context is None:
+            return dg.AutomationResult(context, context.get_empty_subset())
+        view = context.asset_graph_view
+        key = dg.AssetKey(self.dep)
+        updated = _sorted_days(
+            await view.compute_updated_since_temporal_context_subset(
+                key=key, temporal_context=context.previous_temporal_context
+            )
         )
-        keep = {
-            key
-            for key in candidates.expensively_compute_partition_keys()
-            if self.matches(date.fromisoformat(key), materialized)
-        }
-        true_subset = view.get_subset_from_partition_keys(
-            context.key, candidates.partitions_def, keep
+        materialized = _sorted_days(await view.compute_materialized_asset_subset(key))
+        return _candidate_days_where(
+            context, lambda day: self.updated_until_final(day, updated, materialized)
         )
-        return dg.AutomationResult(context, true_subset)
+
+
+def _sorted_days(subset: Any) -> list[date]:
+    return sorted(date.fromisoformat(k) for k in subset.expensively_compute_partition_keys())
+
+
+def _candidate_days_where(
+    context: dg.AutomationContext, keep: Callable[[date], bool]
+) -> dg.AutomationResult:
+    """The candidate partitions whose day satisfies ``keep``."""
+    candidates = context.candidate_subset
+    days = {
+        key
+        for key in candidates.expensively_compute_partition_keys()
+        if keep(date.fromisoformat(key))
+    }
+    true_subset = context.asset_graph_view.get_subset_from_partition_keys(
+        context.key, candidates.partitions_def, days
+    )
+    return dg.AutomationResult(context, true_subset)
 
 
 RAW_ASSETS = ("raw_billing", "raw_clickstream")
@@ -184,15 +239,16 @@ class AnyDepRequestedThisTick(dg.AutomationCondition):
         return dg.AutomationResult(context, candidates.compute_intersection(hit))
 
 
-def _dep_updated() -> dg.AutomationCondition:
-    """Some upstream partition it reads was updated since this partition was last handled.
+def _dep_updated(updated: dg.AutomationCondition | None = None) -> dg.AutomationCondition:
+    """Some upstream partition it reads (or ``updated``'s) was updated since this partition
+    was last handled.
 
     Like ``any_deps_updated().since_last_handled()``, except that an update seen on the same
     tick as the handling (the partition was requested on the previous tick, or its run
     finished since) keeps it pending: that update may have come after the run read its
     inputs. (Dagster's own reset compares timestamps, but its OR drops them in 1.13.)
     """
-    updated = dg.AutomationCondition.any_deps_match(
+    updated = updated or dg.AutomationCondition.any_deps_match(
         dg.AutomationCondition.newly_updated()
     ).with_label("any_dep_updated")
     handled = (
@@ -223,6 +279,7 @@ def automation_conditions(
 ) -> dict[str, dg.AutomationCondition]:
     """The condition of each automated asset (see the module docstring for the why)."""
     maturity = settings.label_maturity_days
+    fallback = settings.label_fallback_days
     recent = reprocessing_horizon_days + LOOKBACK_SLACK_DAYS
     billing_of_day = DepDaysMaterialized("raw_billing", 0, 0)
     return {
@@ -241,10 +298,10 @@ def automation_conditions(
             & _settled()
         ).with_label("features_after_billing_and_sessions"),
         "labels": (
-            _lookback(recent + maturity)
-            & _dep_updated()
+            _lookback(recent + maturity + fallback)
+            & _dep_updated(DepDaysUpdatedUntilFinal("raw_billing", maturity, maturity + fallback))
             & billing_of_day
-            & DepDaysMaterialized("raw_billing", maturity, None)
+            & DepDaysMaterialized("raw_billing", maturity, maturity + fallback)
             & _settled()
         ).with_label("labels_once_final"),
         "model": (

@@ -9,8 +9,10 @@ real instance, so the UI shows every materialization and check evaluation afterw
 
 from __future__ import annotations
 
+import graphlib
 import heapq
 import multiprocessing
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
+import sqlalchemy
 
 from churn_assets.settings import PipelineSettings
 
@@ -81,26 +84,59 @@ compare each extract with the one before, and the champion gate, scoring and dri
 model that served the day before (read from the model store, not as an input)."""
 
 
+def _features_run_with_labels(settings: PipelineSettings, day: date, last: date) -> bool:
+    """Whether features[day] can wait for the labels run of ``day``: its labels are planned
+    (their window ends by ``last``) and no scores or drift of ``day`` read it before then."""
+    return (
+        settings.history_start <= day < settings.scores_start
+        and day + timedelta(days=settings.label_maturity_days) <= last
+    )
+
+
 def plan_backfill(settings: PipelineSettings, days: Sequence[date]) -> list[Step]:
-    """The work of ``plan_day`` over ``days`` in a topological order, split so that
-    independent runs can go side by side: billing alone (its runs are sequenced), clickstream
-    and sessions, features. The features of a day whose labels mature inside the range run
-    with those labels once the label window has landed: one run instead of two."""
-    in_range = set(days)
+    """The work of ``plan_day`` over consecutive ``days`` in a topological order, split so
+    that independent runs can go side by side: billing alone (its runs are sequenced), then
+    clickstream, sessions and features of the day (each run costs Dagster about a second
+    of its own, so fewer runs go faster).
+
+    labels[L] reads billing up to L+H+G+fallback (a missing final extract is replaced by a
+    later one), so it is planned once that day is in, and the model, scores and online
+    metrics, which read labels, follow ``fallback`` days behind the ingest. The features of
+    a day whose labels run inside the range and that no scores read yet run with those
+    labels: one run instead of two.
+    """
+    if not days:
+        return []
+    first, last = min(days), max(days)
+    lag = timedelta(days=settings.label_fallback_days)
+
+    def after_fallback(day: date) -> list[Step]:
+        """Labels whose window ends ``lag`` after ``day``, then the serving steps of ``day``."""
+        if day < first:
+            return []
+        steps = []
+        for labels in _labels_step(settings, day):
+            if _features_run_with_labels(settings, labels.partition, last):
+                labels = Step(("features", "labels"), labels.partition)
+            steps.append(labels)
+        return steps + _serving_steps(settings, day)
+
     steps = []
     for day in days:
-        steps += [Step(("raw_billing",), day), Step(("raw_clickstream", "sessions"), day)]
-        if day + timedelta(days=settings.label_maturity_days) not in in_range:
-            steps.append(Step(("features",), day))
-        for labels in _labels_step(settings, day):
-            merged = ("features", "labels") if labels.partition in in_range else labels.assets
-            steps.append(Step(merged, labels.partition))
-        steps += _serving_steps(settings, day)
+        clickstream = ("raw_clickstream", "sessions")
+        if not _features_run_with_labels(settings, day, last):
+            clickstream += ("features",)  # once billing of the day is in
+        steps += [Step(("raw_billing",), day), Step(clickstream, day)]
+        steps += after_fallback(day - lag)
+    day = max(first, last - lag + timedelta(days=1))
+    while day <= last:  # what waits on billing days past the range
+        steps += after_fallback(day)
+        day += timedelta(days=1)
     return steps
 
 
 def step_dependencies(defs: dg.Definitions, steps: Sequence[Step]) -> dict[Step, set[Step]]:
-    """For each step, the earlier steps it must wait for: those producing the partitions its
+    """For each step, the steps it must wait for: those producing the partitions its
     assets read (through the graph's own partition mappings), and the step before it in its
     ``SEQUENCED`` group."""
     asset_graph = defs.resolve_asset_graph()
@@ -113,7 +149,7 @@ def step_dependencies(defs: dg.Definitions, steps: Sequence[Step]) -> dict[Step,
         needs: set[Step] = set()
         own = {dg.AssetKey(asset) for asset in step.assets}
         for key in own:
-            for parent in asset_graph.get(key).parent_keys - own:
+            for parent in asset_graph.get(key).parent_keys:  # own ones: other days' steps
                 upstream = asset_graph.get_parent_partition_keys_for_child(
                     step.partition.isoformat(), parent, key
                 )
@@ -196,7 +232,18 @@ def _run_sequentially(
 _worker: dict[str, Any] = {}
 
 
+def _sqlite_commits_without_fsync(dbapi_connection: object, _record: object) -> None:
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute("PRAGMA synchronous=OFF")
+
+
 def _start_worker(build_defs: Callable[[], dg.Definitions], tags: Mapping[str, str]) -> None:
+    """A backfill worker: its definitions, the instance, and SQLite commits that do not wait
+    for the disk. Dagster's SQLite storage commits every event on its own connection (about
+    40 events a run); with ``synchronous=OFF`` a crashed process still loses nothing, only
+    an OS crash can lose the last events of a re-runnable backfill. Measured: a fifth less
+    wall time on a busy disk (see the README)."""
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", _sqlite_commits_without_fsync)
     _worker.update(defs=build_defs(), instance=dg.DagsterInstance.get(), tags=dict(tags))
 
 
@@ -229,7 +276,7 @@ def run_backfill(
     # List scheduling: the step with the longest chain of steps waiting on it goes first
     # (the billing chain, then what the models read), ties to the earliest.
     chain: dict[Step, int] = {}
-    for step in reversed(steps):  # dependents come later in the plan
+    for step in reversed(list(graphlib.TopologicalSorter(blocked).static_order())):
         chain[step] = 1 + max((chain[d] for d in dependents[step]), default=0)
     rank = {step: (-chain[step], index) for index, step in enumerate(steps)}
     ready = [(rank[step], step) for step in steps if not blocked[step]]

@@ -43,6 +43,10 @@ class PipelineSettings:
     # and the realised AUC better (README, "The model").
     training_window_days: int = 90
     min_training_days: int = 28
+    label_fallback_days: int = 7
+    """Days after D+H+G in which labels[D] looks for a valid extract when the one of D+H+G is
+    missing or rejected (LANDING §4: the label is final once an extract dated D+H+G *or later*
+    has landed); the labels' billing window is D .. D+H+G+this."""
     lateness: timedelta = timedelta(hours=2)
     session_gap: timedelta = timedelta(minutes=30)
     training: TrainingConfig = field(
@@ -59,6 +63,8 @@ class PipelineSettings:
         self.training.check_window(self.first_training_days)
         if min(self.horizon_days, self.grace_days, self.feature_window_days) < 1:
             raise ValueError("horizon, grace and feature window must be at least one day")
+        if self.label_fallback_days < 0:
+            raise ValueError("label_fallback_days must be zero or more")
 
     @property
     def label_maturity_days(self) -> int:

@@ -32,6 +32,7 @@ HISTORY: dict[str, tuple[int, list[tuple[int, str]]]] = {
     "K_SIGNS_UP_LATER": (2, []),
     "L_CANCELLED_ON_D": (-100, [(0, "cancel")]),
     "M_BACK_AFTER_MATURITY": (-100, [(2, "cancel"), (2 + G + 5, "react")]),
+    "N_BACK_ON_THE_LAST_DAY": (-100, [(H, "cancel"), (H + G, "react")]),
 }
 
 EXPECTED = {  # customer -> (churned, naive_churned, cancel_date offset or None)
@@ -44,6 +45,7 @@ EXPECTED = {  # customer -> (churned, naive_churned, cancel_date offset or None)
     "I_SAME_DAY": (0, 1, None),
     "J_ON_HORIZON": (1, 1, H),
     "M_BACK_AFTER_MATURITY": (1, 1, 2),
+    "N_BACK_ON_THE_LAST_DAY": (0, 1, None),
 }
 
 
@@ -100,8 +102,9 @@ def test_labels_known_answers_and_dtypes() -> None:
 def test_missing_days_in_between_change_nothing() -> None:
     full = compute_labels(extracts(range(H + G + 1)), D, H, G)
     gappy = compute_labels(extracts([0, 1, 2, 4, 6, 7, 9]), D, H, G)  # 3, 5, 8 missing
-    # Naive falls back to D+H-1 (D+4): J's cancellation on D+5 is not visible yet there.
-    expected_naive = full["naive_churned"].where(full["customer_id"] != "J_ON_HORIZON", 0)
+    # Naive falls back to D+H-1 (D+4): J's and N's cancellations on D+5 are not visible there.
+    on_horizon = full["customer_id"].isin(["J_ON_HORIZON", "N_BACK_ON_THE_LAST_DAY"])
+    expected_naive = full["naive_churned"].where(~on_horizon, 0)
     pd.testing.assert_series_equal(gappy["churned"], full["churned"])
     pd.testing.assert_series_equal(gappy["cancel_date"], full["cancel_date"])
     pd.testing.assert_series_equal(gappy["naive_churned"], expected_naive)
@@ -111,6 +114,26 @@ def test_extracts_after_maturity_and_before_d_do_not_matter() -> None:
     base = compute_labels(extracts(range(H + G + 1)), D, H, G)
     wider = compute_labels(extracts(range(-5, H + G + 10)), D, H, G)
     pd.testing.assert_frame_equal(base, wider)
+
+
+@pytest.mark.parametrize("later", [1, 3])
+def test_a_missing_final_extract_is_replaced_by_the_next_valid_one(later: int) -> None:
+    full = compute_labels(extracts(range(H + G + 1)), D, H, G)
+    # D+H+G never landed (or was rejected); N's re-activation on that very day still shows
+    # in the next extract, which is what keeps N from churning
+    gappy = compute_labels(extracts([*range(H + G), H + G + later, H + G + later + 4]), D, H, G)
+    pd.testing.assert_frame_equal(gappy, full)
+    assert as_expected(gappy)["N_BACK_ON_THE_LAST_DAY"] == (0, 1, None)
+
+
+def test_extracts_after_the_first_final_one_are_ignored() -> None:
+    full = compute_labels(extracts(range(H + G + 1)), D, H, G)
+    restated = extracts(range(H + G + 3))
+    late = restated["snapshot_date"] > pd.Timestamp(d(H + G))
+    # a producer restating history later (a cancellation backdated into the horizon) does
+    # not change a label that was already final
+    restated.loc[late & (restated["customer_id"] == "A_STAYS"), "cancelled_at"] = pd.Timestamp(d(1))
+    pd.testing.assert_frame_equal(compute_labels(restated, D, H, G), full)
 
 
 def test_not_mature_until_the_d_plus_h_plus_g_extract() -> None:
@@ -133,10 +156,10 @@ def test_zero_grace_reactivation_same_day_still_counts() -> None:
 def test_label_summary() -> None:
     labels = compute_labels(extracts(range(H + G + 1)), D, H, G)
     s = label_summary(labels)
-    assert s["n"] == 9
-    assert s["true_rate"] == pytest.approx(4 / 9)
-    assert s["naive_rate"] == pytest.approx(7 / 9)
-    assert s["disagreement"] == pytest.approx(3 / 9)
-    assert s["naive_false_positives"] == 3  # B, H, I: re-activated customers
+    assert s["n"] == 10
+    assert s["true_rate"] == pytest.approx(4 / 10)
+    assert s["naive_rate"] == pytest.approx(8 / 10)
+    assert s["disagreement"] == pytest.approx(4 / 10)
+    assert s["naive_false_positives"] == 4  # B, H, I, N: re-activated customers
     assert s["naive_false_negatives"] == 0
     assert label_summary(labels.iloc[:0])["n"] == 0

@@ -9,10 +9,27 @@ from functools import partial
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
+from dagster_aws.s3 import S3Resource
 
-from churn_assets.runner import Step, plan_backfill, plan_day, run_backfill, step_dependencies
-from churn_assets_tests.support import SMALL_SETTINGS, EndToEndRun, local_definitions
+from churn_assets.core.generator import Fault
+from churn_assets.resources.warehouse import ParquetWarehouse
+from churn_assets.runner import (
+    Step,
+    plan_backfill,
+    plan_day,
+    run_backfill,
+    run_step,
+    step_dependencies,
+)
+from churn_assets.settings import PipelineSettings
+from churn_assets_tests.support import (
+    SMALL_SETTINGS,
+    EndToEndRun,
+    generate_history,
+    local_definitions,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 DAYS = [SMALL_SETTINGS.history_start + timedelta(days=i) for i in range(32)]
@@ -31,6 +48,31 @@ def test_the_backfill_plans_the_daily_work_once_in_fewer_runs() -> None:
     assert merged and merged[-1].partition == DAYS[-1] - timedelta(
         days=SMALL_SETTINGS.label_maturity_days
     )
+
+
+@pytest.fixture(scope="module")
+def production_graph(tmp_path_factory: pytest.TempPathFactory) -> dg.Definitions:
+    root = tmp_path_factory.mktemp("graph")
+    return local_definitions(root, root / "landing", PipelineSettings())
+
+
+@pytest.mark.parametrize("history_days", [120, 176, 365, 730])
+def test_every_step_of_a_long_backfill_comes_after_all_it_depends_on(
+    production_graph: dg.Definitions, history_days: int
+) -> None:
+    settings = PipelineSettings()
+    days = [settings.history_start + timedelta(days=i) for i in range(history_days)]
+    steps = plan_backfill(settings, days)
+    waits = step_dependencies(production_graph, steps)
+    rank = {step: i for i, step in enumerate(steps)}
+    late = [(need, step) for step in steps for need in waits[step] if rank[need] > rank[step]]
+    assert late == []
+    daily = [step for day in days for step in plan_day(settings, day)]
+    assert _asset_partitions(steps) == _asset_partitions(daily)
+    assert max(_asset_partitions(steps).values()) == 1
+    first_scores = next(s for s in steps if "scores" in s.assets)  # 2026-04-26
+    features = Step(("raw_clickstream", "sessions", "features"), first_scores.partition)
+    assert features in waits[first_scores]  # with its clickstream, not with its later labels
 
 
 def test_each_step_waits_for_what_it_reads_and_for_the_day_before_in_sequence(
@@ -53,7 +95,9 @@ def test_each_step_waits_for_what_it_reads_and_for_the_day_before_in_sequence(
     assert {("sessions", str(d)) for d in window} | {("raw_billing", str(d)) for d in window} <= (
         awaited(features)
     )
-    last_billing = day + timedelta(days=SMALL_SETTINGS.label_maturity_days)
+    last_billing = day + timedelta(
+        days=SMALL_SETTINGS.label_maturity_days + SMALL_SETTINGS.label_fallback_days
+    )
     assert ("raw_billing", str(last_billing)) in awaited(features)  # it runs with labels of D
     assert ("raw_billing", str(last_billing + timedelta(days=1))) not in awaited(features)
     clickstream = next(s for s in steps if "raw_clickstream" in s.assets and s.partition == day)
@@ -64,6 +108,37 @@ def test_each_step_waits_for_what_it_reads_and_for_the_day_before_in_sequence(
     assert models[0] in waits[models[1]]
     scores = next(s for s in steps if "scores" in s.assets)
     assert ("model", str(scores.partition - timedelta(days=1))) in awaited(scores)
+
+
+def test_labels_whose_final_extract_is_missing_or_rejected_use_the_next_valid_one(
+    end_to_end: EndToEndRun, tmp_path: Path
+) -> None:
+    maturity = timedelta(days=SMALL_SETTINGS.label_maturity_days)
+    start = SMALL_SETTINGS.history_start
+    missing, rejected = start + maturity + timedelta(days=1), start + maturity + timedelta(days=2)
+    faulted = generate_history(
+        tmp_path,
+        faults=(Fault("missing_billing", missing), Fault("schema_missing_column", rejected)),
+    )
+    days = faulted.days[: (rejected - start).days + 2]  # one valid extract after the two
+    defs = local_definitions(tmp_path, faulted.landing, SMALL_SETTINGS)
+    outcomes = {}
+    with dg.DagsterInstance.ephemeral() as instance:
+        for step in plan_backfill(SMALL_SETTINGS, days):  # billing and labels, in plan order
+            wanted = tuple(a for a in step.assets if a in ("raw_billing", "labels"))
+            if wanted:
+                outcome = run_step(defs, instance, Step(wanted, step.partition), {})
+                outcomes[(wanted, step.partition)] = outcome
+    assert not outcomes[(("raw_billing",), missing)].success
+    assert not outcomes[(("raw_billing",), rejected)].success
+    labelled = [day for (assets, day), o in outcomes.items() if assets == ("labels",)]
+    assert labelled == [start + timedelta(days=i) for i in range(4)]
+    clean = ParquetWarehouse(url=str(end_to_end.root / "warehouse"), s3=S3Resource())
+    backfilled = ParquetWarehouse(url=str(tmp_path / "warehouse"), s3=S3Resource())
+    for day in labelled:  # final extract: D+H+G of days 0 and 3, the one of day 3 for 1 and 2
+        assert outcomes[(("labels",), day)].success, outcomes[(("labels",), day)].errors
+        prefix = ParquetWarehouse.partition_prefix(["labels"], day.isoformat())
+        pd.testing.assert_frame_equal(backfilled.read_tables(prefix), clean.read_tables(prefix))
 
 
 def test_a_parallel_backfill_gives_the_results_of_the_day_by_day_run(

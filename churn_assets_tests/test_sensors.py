@@ -714,3 +714,27 @@ def test_automation_counts_its_lookback_from_the_newest_raw_day_not_the_wall_clo
     auto.land("raw_billing", range(5))
     auto.land("raw_clickstream", range(5))
     assert auto.tick() == {"sessions": [0, 1, 2, 3, 4], "labels": [0, 1]}
+
+
+def test_labels_wait_for_the_next_extract_when_the_final_one_is_missing_then_stay_put(
+    fresh_instance: dg.DagsterInstance,
+) -> None:
+    # labels of D are final with the extract of D+3 (H=2, G=1) or, when that one never
+    # lands or is rejected, with the first valid one after it (LANDING §4)
+    auto = Automation(fresh_instance, small_settings(), horizon=5)
+    auto.now = utc(day(5), 8)
+    auto.land("raw_billing", [0, 1, 2])
+    assert auto.tick() == {}  # no label is final yet
+    auto.land("raw_billing", [4])  # the extract of day 3 is missing: day 4 stands in for it
+    first = auto.tick()
+    assert first == {"labels": [0, 1]}
+    auto.run(first)
+    assert auto.tick() == {}
+    auto.now = utc(day(7), 8)
+    auto.land("raw_billing", [5, 6])  # after the first final extract: labels 0 and 1 stay put
+    assert auto.tick() == {"labels": [2]}  # labels 3 wait for billing 3 itself
+    auto.run({"labels": [2]})
+    assert auto.tick() == {}
+    auto.land("raw_billing", [3])  # day 3 arrives after all: it is now the final extract of 0
+    late = auto.tick()
+    assert late == {"labels": [0, 1, 2, 3]}

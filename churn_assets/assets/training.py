@@ -47,12 +47,14 @@ def build_training_assets(
         partitions_def=partitions.daily,
         group_name="ml",
         kinds={"pandas"},
-        ins={"raw_billing": window_input(0, maturity)},
+        ins={"raw_billing": window_input(0, maturity + settings.label_fallback_days)},
         check_specs=checks.labels_specs(partitions.daily, contracts),
         description=(
             f"True churn label (and the naive one) of every customer active at the end of D, "
             f"from billing D .. D+{maturity} (horizon {settings.horizon_days} days, grace "
-            f"{settings.grace_days} days)."
+            f"{settings.grace_days} days); when the extract of D+{maturity} is missing or "
+            f"rejected, up to the first valid one of the {settings.label_fallback_days} days "
+            "after it (LANDING §4)."
         ),
     )
     def labels(context: dg.AssetExecutionContext, raw_billing: dict[str, pd.DataFrame]) -> Iterator:

@@ -40,10 +40,11 @@ def compute_labels(
 ) -> pd.DataFrame:
     """Labels of every customer active at the end of `day`, sorted by customer_id.
 
-    `extracts` is the concatenation of typed billing days covering day .. day+H+G (gaps
-    allowed). Raises LabelsNotMature when the extract of `day` is missing or none dated
-    day+H+G or later is present. Columns: customer_id, churned, naive_churned (int64 0/1),
-    cancel_date (first churning cancellation in (day, day+H], NaT otherwise).
+    `extracts` is the concatenation of typed billing days from day on (gaps allowed); those
+    after the first one dated day+H+G or later are ignored. Raises LabelsNotMature when the
+    extract of `day` is missing or none dated day+H+G or later is present. Columns:
+    customer_id, churned, naive_churned (int64 0/1), cancel_date (first churning
+    cancellation in (day, day+H], NaT otherwise).
     """
     if horizon_days < 1 or grace_days < 0:
         raise ValueError(f"horizon_days must be >= 1 and grace_days >= 0, got {horizon_days=}")
@@ -62,6 +63,10 @@ def compute_labels(
             f"latest present is {snapshots.max().date()}"
         )
 
+    # Extracts after the first final one add nothing (they only show later dates); ignoring
+    # them makes the label the same whichever later days happen to be in the window.
+    extracts = extracts.loc[snapshots <= snapshots.loc[snapshots >= mature_at].min()]
+    snapshots = extracts["snapshot_date"]
     customers = _active_ids(extracts.loc[snapshots == d], day)
 
     cancels = _events(extracts, "cancelled_at", customers)
