@@ -255,10 +255,10 @@ def test_files_landing_in_s3_end_in_scores_with_every_file_processed_once(
             process,
             log,
         )
-        # three more finished ticks of every sensor after the rerun: nothing requested again
-        runs_after_rerun = len(instance.get_runs())
+        # three more finished ticks of every sensor after the rerun, then the exact counts
+        # below: no landing run was requested again (automation may still finish the day:
+        # drift follows the new scores)
         wait_for_ticks(instance, tick_counts(instance), 3, process, log)
-        assert len(instance.get_runs()) == runs_after_rerun
 
         billing = count_by_partition(instance, "raw_billing")
         assert billing == Counter({d.isoformat(): 1 for d in days[:-1]} | {last.isoformat(): 2})
