@@ -23,12 +23,17 @@ import pandas as pd
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from churn_assets.checks.raw import raw_billing_results, rejected_billing_results
+from churn_assets.checks.raw import (
+    raw_billing_results,
+    rejected_billing_results,
+    unread_files_result,
+)
 from churn_assets.core.billing import BILLING_COLUMNS, BillingRejected, parse_billing_day
 from churn_assets.core.bounded_read import DEFAULT_LIMITS, ObjectLimits, split_lines
 from churn_assets.core.clickstream import OVER_CAP, normalise_objects, read_object
 from churn_assets.core.landing_layout import (
     MISFILED,
+    OUTSIDE_LAYOUT,
     REFUSED_LINK,
     UNKNOWN_BILLING_FILE,
     UNRECOGNISED_NAME,
@@ -38,6 +43,8 @@ from churn_assets.core.sessions import sessionise
 from churn_assets.metadata import escape_markdown, markdown_table
 from churn_assets.resources.landing import LandingZone
 from churn_assets_tests.support import SMALL_SETTINGS, local_definitions
+
+pytest_plugins = [f"{__package__}.s3_server" if __package__ else "s3_server"]
 
 D = date(2026, 1, 6)
 LATENESS = timedelta(hours=2)
@@ -298,6 +305,75 @@ def test_extra_files_in_a_billing_day_are_reported_and_not_read(tmp_path: Path) 
     }
 
 
+STRAYS = {
+    # key written -> what the partition of D reports (a file, or the folder that holds it)
+    "clickstream/readme.txt": "clickstream/readme.txt",
+    "clickstream/tmp/churn-clickstream-1-2026-01-06-01-00-00-x.gz": "clickstream/tmp/",
+    "clickstream/2026/13/01/00/x.gz": "clickstream/2026/13/",
+    "clickstream/2026/notes.md": "clickstream/2026/notes.md",
+    "clickstream/2026/01/32/00/x.gz": "clickstream/2026/01/32/",
+    "clickstream/2026/01/export.json.gz": "clickstream/2026/01/export.json.gz",
+}
+BILLING_STRAYS = {
+    "billing/export.csv.gz": "billing/export.csv.gz",
+    "billing/dt=2026-02-30/part-00000.csv.gz": "billing/dt=2026-02-30/",
+    "billing/dt=20260106/part-00000.csv.gz": "billing/dt=20260106/",
+    "billing/old/dt=2026-01-06/part-00000.csv.gz": "billing/old/",
+}
+NOT_STRAYS = [  # in the layout, or outside the year and month that D's partition lists
+    "clickstream/2025/13/01/00/x.gz",
+    "clickstream/2026/02/30/00/x.gz",
+    "clickstream/2026/01/05/03/churn-clickstream-1-2026-01-05-03-00-00-x.gz",
+    "billing/dt=2026-01-05/part-00000.csv.gz",
+    "billing/dt=2026-01-05/_SUCCESS",
+]
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_keys_outside_any_day_folder_are_reported_by_the_partition(
+    where: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Files and folders above the day folders (delimiter listings of the root, the year and
+    the month of the partition; ``billing/``) are reported as outside_layout; the good
+    object and billing part around them are read; a bad hour folder of the day is reported
+    too; the sensor's billing listing stays one prefix listing (no strays)."""
+    if where == "s3":
+        bucket = request.getfixturevalue("s3_bucket")
+        landing = LandingZone(
+            url=f"s3://{bucket}/landing", s3=request.getfixturevalue("dagster_s3")
+        )
+    else:
+        landing = zone(tmp_path)
+    good = key_at(datetime(D.year, D.month, D.day, 1, tzinfo=UTC))
+    writes = {good: good_object(1), "clickstream/2026/01/06/25/junk.txt": b"x"}
+    writes |= dict.fromkeys([*STRAYS, *BILLING_STRAYS, *NOT_STRAYS], b"x")
+    writes |= {
+        "billing/dt=2026-01-06/part-00000.csv.gz": b"x",
+        "billing/dt=2026-01-06/_SUCCESS": b"",
+    }
+    for key, data in writes.items():
+        landing.store.put(key, data)
+
+    listing, result = normalise(landing)
+    assert [o.key for o in listing.objects] == [good] and result.accounting["valid"] == 5
+    unread = {u.key: u.reason for u in listing.unread}
+    assert unread == {
+        **dict.fromkeys(STRAYS.values(), OUTSIDE_LAYOUT),
+        "clickstream/2026/01/06/25/junk.txt": UNRECOGNISED_NAME,
+    }
+    check = unread_files_result(listing.unread, 20)
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["unread_by_reason"].value == {OUTSIDE_LAYOUT: 6, UNRECOGNISED_NAME: 1}
+
+    delivery = landing.billing_delivery(D, strays=True)
+    assert delivery is not None
+    assert [p.key for p in delivery.parts] == ["billing/dt=2026-01-06/part-00000.csv.gz"]
+    assert {u.key: u.reason for u in delivery.unread} == dict.fromkeys(
+        BILLING_STRAYS.values(), OUTSIDE_LAYOUT
+    )
+    assert landing.billing_delivery(D).unread == ()  # type: ignore[union-attr]
+
+
 # ---------------------------------------------------------------- metadata is data
 
 
@@ -395,6 +471,7 @@ def test_the_day_reports_unread_files_and_objects_over_caps_in_checks_and_metada
     over = key_at(datetime(D.year, D.month, D.day, 4, tzinfo=UTC), "bomb")
     put(landing, over, bomb(b"\n", 16 * MiB, 1))
     put(landing, "clickstream/2026/01/06/05/<img src=x>.txt", b"x")
+    put(landing, "clickstream/readme.txt", b"x")
     defs = local_definitions(tmp_path, landing, SMALL_SETTINGS)
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(
@@ -408,13 +485,14 @@ def test_the_day_reports_unread_files_and_objects_over_caps_in_checks_and_metada
     assert not checks["unread_landing_files"].passed
     assert checks["unread_landing_files"].severity == dg.AssetCheckSeverity.WARN
     assert checks["unread_landing_files"].metadata["unread_by_reason"].value == {
-        UNRECOGNISED_NAME: 1
+        UNRECOGNISED_NAME: 1,
+        OUTSIDE_LAYOUT: 1,
     }
     assert "\\<img src=x\\>" in checks["unread_landing_files"].metadata["unread_files"].value
     assert not checks["objects_within_caps"].passed
     [detail] = checks["objects_within_caps"].metadata["objects_over_cap_detail"].value
     assert detail["object_key"] == over and detail["cap"] == "lines"
     [materialization] = result.asset_materializations_for_node("raw_clickstream")
-    assert materialization.metadata["unread_landing_files"].value == 1
+    assert materialization.metadata["unread_landing_files"].value == 2
     assert materialization.metadata["valid"].value == 200
     assert materialization.metadata["quarantined_object_over_cap"].value == 1

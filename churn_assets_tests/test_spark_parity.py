@@ -30,7 +30,9 @@ from pyspark.sql import SparkSession
 import churn_assets_tests.test_clickstream as clickstream_cases
 import churn_assets_tests.test_sessions as session_cases
 from churn_assets.assets.training import concat_days
+from churn_assets.core import clickstream as core_clickstream
 from churn_assets.core import sessions as core_sessions
+from churn_assets.core.bounded_read import ObjectLimits
 from churn_assets.core.clickstream import (
     ACCOUNTING_KEYS,
     QUARANTINE_REASONS,
@@ -55,7 +57,7 @@ from churn_assets.engines.spark import (
     spark_resource,
 )
 from churn_assets.environments import storage_resources
-from churn_assets.resources.landing import LandingZone
+from churn_assets.resources.landing import ClickstreamObject, LandingZone
 from churn_assets.resources.warehouse import ParquetWarehouse, from_parquet_bytes, to_parquet_bytes
 from churn_assets.runner import run_days
 from churn_assets.settings import PipelineSettings
@@ -190,8 +192,8 @@ class ClickstreamReplay(Replay):
         return self.normalise(lines.objects, partition, lateness)
 
     def run_on_spark(self, spark: SparkSession, root: Path, alone: Sequence[str] = ()) -> None:
-        """Every recorded call on Spark, in one batch (the cases in ``alone``, whose corrupt
-        objects make Spark read twice, in a second one). Objects are written to ``<n>.gz``
+        """Every recorded call on Spark, in one batch (the cases in ``alone`` in a second
+        one). Objects are written to ``<n>.gz``
         files: Hadoop picks the codec from the name."""
         calls = []
         for case, i, (objects, partition, lateness) in self.flat():
@@ -629,7 +631,8 @@ def test_raw_clickstream_and_sessions_identical_on_a_messy_history(
 
 def test_the_messy_history_has_every_kind_of_mess(messy_parity: MessyParity) -> None:
     total = {k: sum(r.accounting[k] for r in messy_parity.spark) for k in ACCOUNTING_KEYS}
-    # object_over_cap: the object caps are applied by the embedded engine only (not Spark's).
+    # object_over_cap: no generated object is near the default caps (256 MiB, 10 million
+    # lines); test_object_caps_applied_by_spark_exactly_as_embedded covers it on small caps.
     for reason in (r for r in QUARANTINE_REASONS if r != "object_over_cap"):
         assert total[f"quarantined_{reason}"] > 0, reason
     for key in ("duplicate", "anonymous", "other_date", "objects_unreadable"):
@@ -761,3 +764,94 @@ def test_object_names_and_paths(spark: SparkSession, tmp_path: Path) -> None:
     result = normalise_objects(spark, [(str(odd), "k", at(1), odd.stat().st_size)], D)
     assert result.accounting["lines_read"] == 1
     assert result.accounting["quarantined_unknown_shape"] == 1
+
+
+# ---------------------------------------------------------------- object caps
+
+SMALL_CAPS = ObjectLimits(max_bytes=1 << 20, max_lines=1000, max_stored_bytes=100)
+
+
+def test_object_caps_applied_by_spark_exactly_as_embedded(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """Under a 1 MB / 1,000-line cap: a 3 MB gzip bomb of newlines, 600 KB of newlines
+    (over the line cap only), one 3 MB line, a
+    truncated bomb that goes over the cap before its end, and an object listed larger than
+    the cap (its file deleted: any read would fail) are each one object_over_cap row with
+    the embedded engine's note; the good records around them are all there."""
+    good = gzip.compress(
+        b"".join(json.dumps(_web(f"e{i}", customerId="C1")).encode() + b"\n" for i in range(50))
+    )
+    long_line = gzip.compress(b" " * (3 << 20))
+    payloads = {
+        "good": good,
+        "newline-bomb": gzip.compress(b"\n" * (3 << 20)),
+        "many-newlines": gzip.compress(b"\n" * (600 << 10)),  # under the byte cap
+        "one-long-line": long_line,
+        "truncated-bomb": long_line[:-20],
+        "few-lines-over": gzip.compress(b"x\n" * 1000 + b"tail"),  # the open tail is 1,001
+        "not-gzip": b"not gzip at all, and longer than the hundred stored bytes " * 3,
+        "listed-over-cap": gzip.compress(b"{}\n"),
+    }
+    located, refs = [], []
+    for hour, (key, data) in enumerate(payloads.items(), start=1):
+        path = tmp_path / f"{key}.gz"
+        path.write_bytes(data)
+        size = (2 << 20) if key == "listed-over-cap" else len(data)
+        located.append((str(path), key, at(hour), size))
+        refs.append(ClickstreamObject(key, at(hour), size, ""))
+    (tmp_path / "listed-over-cap.gz").unlink()
+    expected = core_clickstream.normalise_objects(
+        refs, lambda key: payloads[key], D, LATENESS, SMALL_CAPS
+    )
+    got = normalise_objects(spark, located, D, LATENESS, limits=SMALL_CAPS)
+    assert_same_result(expected, got)
+
+    q = got.quarantine.set_index("object_key")
+    over = q.loc[q["reason"] == "object_over_cap"]
+    assert sorted(over.index) == sorted(set(payloads) - {"good", "not-gzip"})
+    assert (over["line_no"] == 0).all()
+    notes = {key: json.loads(raw) for key, raw in over["raw_line"].items()}
+    assert notes["newline-bomb"]["cap"] == "bytes"  # the first 1 MB chunk is over it
+    assert notes["many-newlines"]["cap"] == "lines"
+    assert notes["few-lines-over"]["lines_read"] == 1001
+    assert notes["one-long-line"] == {
+        "cap": "bytes",
+        "limit": 1 << 20,
+        "compressed_bytes": len(long_line),
+        "decompressed_bytes_read": (1 << 20) + 1,
+        "lines_read": 0,
+    }
+    assert notes["listed-over-cap"]["compressed_bytes"] == 2 << 20
+    assert q.loc["not-gzip", "raw_line"] == payloads["not-gzip"][:100]
+    assert got.accounting["objects_unreadable"] == 1  # over-cap objects are not unreadable
+    assert got.accounting["quarantined_object_over_cap"] == 6
+    assert got.accounting["objects_read"] == len(payloads)
+    assert got.accounting["valid"] == 50 and set(got.events["event_id"]) == {
+        f"e{i}" for i in range(50)
+    }
+    # read by the next day, they are other_date, never quarantined twice
+    next_day = normalise_objects(spark, located, D + timedelta(days=1), LATENESS, limits=SMALL_CAPS)
+    assert next_day.quarantine.empty and next_day.accounting["other_date"] == 7 + 50
+
+
+def test_the_spark_pre_pass_ships_the_rule_by_value() -> None:
+    """Executors run ``bounded_read`` without this package installed: the pickled rule
+    unpickles and answers in a bare interpreter (no churn_assets on its path)."""
+    import subprocess
+    import sys
+
+    from pyspark import cloudpickle
+
+    from churn_assets.core import bounded_read
+
+    cloudpickle.register_pickle_by_value(bounded_read)
+    payload = cloudpickle.dumps(lambda raw: bounded_read.object_problem(raw, SMALL_CAPS))
+    probe = (
+        "import pickle, sys, gzip; f = pickle.loads(sys.stdin.buffer.read());"
+        "print(f(gzip.compress(b'\\n' * 2000))[0], f(gzip.compress(b'ok\\n')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", probe], input=payload, capture_output=True, check=True
+    )
+    assert done.stdout.decode().split() == ["object_over_cap", "None"]

@@ -44,7 +44,7 @@ def build_raw_assets(
         raw_contracts: RawContracts,
     ) -> Iterator:
         day = partition_date(context)
-        delivery = landing.billing_delivery(day)
+        delivery = landing.billing_delivery(day, strays=True)
         if delivery is None:
             raise dg.Failure(
                 description=(

@@ -34,6 +34,11 @@ CHUNK_BYTES = 2 << 20
 _NEWLINE = 10
 _CR = 13
 
+UNREADABLE = "unreadable_object"
+"""Quarantine reason of an object that is not a complete, valid gzip stream."""
+OVER_CAP = "object_over_cap"
+"""Quarantine reason of an object over one of its caps."""
+
 
 @dataclass(frozen=True)
 class ObjectLimits:
@@ -101,18 +106,62 @@ def gunzip_chunks(raw: bytes, max_bytes: int, chunk_bytes: int = CHUNK_BYTES) ->
             yield chunk
 
 
-def gunzip_bounded(raw: bytes, limits: ObjectLimits = DEFAULT_LIMITS) -> bytes:
-    """The whole payload of a small object (a billing part), under both caps."""
-    chunks: list[bytes] = []
+def capped_chunks(
+    raw: bytes, limits: ObjectLimits = DEFAULT_LIMITS, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[bytes]:
+    """``gunzip_chunks`` under both caps. Lines are counted as ``split_lines`` splits them
+    (a last piece without a final newline is a line), one chunk at a time, so the line cap
+    is hit before any per-line work. Raises NotGzip or OverCap."""
     lines = 0
     size = 0
-    for chunk in gunzip_chunks(raw, limits.max_bytes):
-        chunks.append(chunk)
+    open_line = False
+    for chunk in gunzip_chunks(raw, limits.max_bytes, chunk_bytes):
         size += len(chunk)
         lines += chunk.count(b"\n")
         if lines > limits.max_lines:
             raise OverCap("lines", limits.max_lines, size, lines)
-    return b"".join(chunks)
+        open_line = chunk[-1] != _NEWLINE
+        yield chunk
+    if open_line and lines + 1 > limits.max_lines:
+        raise OverCap("lines", limits.max_lines, size, lines + 1)
+
+
+def gunzip_bounded(raw: bytes, limits: ObjectLimits = DEFAULT_LIMITS) -> bytes:
+    """The whole payload of a small object (a billing part), under both caps."""
+    return b"".join(capped_chunks(raw, limits))
+
+
+def listed_over_cap(size: int | None, limits: ObjectLimits = DEFAULT_LIMITS) -> bytes | None:
+    """The over-cap note of an object whose listed (compressed) size is already over the byte
+    cap, which is therefore never fetched; None when it may be read."""
+    if size is None or size <= limits.max_bytes:
+        return None
+    return OverCap("bytes", limits.max_bytes, 0, 0).note(size)
+
+
+def not_read(
+    raw: bytes, error: NotGzip | OverCap, limits: ObjectLimits = DEFAULT_LIMITS
+) -> tuple[str, bytes]:
+    """The quarantine reason and stored bytes of an object that could not be read: the
+    first ``max_stored_bytes`` of a non-gzip object, a note (never the bytes) of an over-cap
+    one."""
+    if isinstance(error, OverCap):
+        return OVER_CAP, error.note(len(raw))
+    return UNREADABLE, raw[: limits.max_stored_bytes]
+
+
+def object_problem(raw: bytes, limits: ObjectLimits = DEFAULT_LIMITS) -> tuple[str, bytes] | None:
+    """Why ``raw`` cannot be read under ``limits`` (as ``not_read``), or None when it can.
+
+    Decompresses as a stream and keeps nothing but counts: memory is one chunk whatever the
+    object holds. For engines that read objects elsewhere (Spark) and must first leave out
+    the ones the embedded engine would not read."""
+    try:
+        for _ in capped_chunks(raw, limits):
+            pass
+    except (NotGzip, OverCap) as error:
+        return not_read(raw, error, limits)
+    return None
 
 
 @dataclass
@@ -138,16 +187,10 @@ def split_lines(
     data_parts: list[np.ndarray] = []
     length_parts: list[np.ndarray] = []
     carry: list[bytes] = []
-    n_lines = 0
-    size = 0
-    for chunk in gunzip_chunks(raw, limits.max_bytes, chunk_bytes):
-        size += len(chunk)
+    for chunk in capped_chunks(raw, limits, chunk_bytes):
         if chunk.find(b"\n") < 0:
             carry.append(chunk)
             continue
-        n_lines += chunk.count(b"\n")  # before any per-line array is built
-        if n_lines > limits.max_lines:
-            raise OverCap("lines", limits.max_lines, size, n_lines)
         buf = b"".join([*carry, chunk]) if carry else chunk
         arr = np.frombuffer(buf, dtype=np.uint8)
         newlines = np.flatnonzero(arr == _NEWLINE)
@@ -169,9 +212,6 @@ def split_lines(
         tail = b"".join(carry)
         if tail.endswith(b"\r"):
             tail = tail[:-1]
-        n_lines += 1
-        if n_lines > limits.max_lines:
-            raise OverCap("lines", limits.max_lines, size, n_lines)
         data_parts.append(np.frombuffer(tail, dtype=np.uint8))
         length_parts.append(np.asarray([len(tail)], dtype=np.int64))
     if not length_parts:

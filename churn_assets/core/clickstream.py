@@ -79,10 +79,13 @@ import pyarrow.compute as pc
 
 from churn_assets.core.bounded_read import (
     DEFAULT_LIMITS,
+    OVER_CAP,
     NotGzip,
     ObjectLimits,
     OverCap,
     SplitLines,
+    listed_over_cap,
+    not_read,
     split_lines,
 )
 
@@ -129,8 +132,6 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     "unreadable_object",
     "object_over_cap",
 )
-UNREADABLE = "unreadable_object"
-OVER_CAP = "object_over_cap"
 
 ACCOUNTING_KEYS: tuple[str, ...] = (
     "lines_read",
@@ -317,16 +318,14 @@ def read_object(
     first ``max_stored_bytes`` of it) or one ``object_over_cap`` row (a note of the cap,
     never its bytes). An object listed larger than ``max_bytes`` is not even fetched."""
     arrival_ns = _arrival_value(key, arrival)
-    if size is not None and size > limits.max_bytes:
-        note = OverCap("bytes", limits.max_bytes, 0, 0).note(size)
+    note = listed_over_cap(size, limits)
+    if note is not None:
         return ObjectLines(key, arrival_ns, None, OVER_CAP, note)
     raw = bytes(fetch())
     try:
         return ObjectLines(key, arrival_ns, split_lines(raw, limits))
-    except NotGzip:
-        return ObjectLines(key, arrival_ns, None, UNREADABLE, raw[: limits.max_stored_bytes])
-    except OverCap as over:
-        return ObjectLines(key, arrival_ns, None, OVER_CAP, over.note(len(raw)))
+    except (NotGzip, OverCap) as error:
+        return ObjectLines(key, arrival_ns, None, *not_read(raw, error, limits))
 
 
 def _lines_table(objects: Sequence[ObjectLines], key_codes: Mapping[str, int]) -> pa.Table:

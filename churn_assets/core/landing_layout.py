@@ -22,11 +22,15 @@ _CLICKSTREAM_NAME = re.compile(
     r"churn-clickstream-\d+-(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-[^/]+\.gz$"
 )
 _CLICKSTREAM_FOLDER = re.compile(r"^clickstream/(\d{4})/(\d{2})/(\d{2})/(?:(\d{2})/)?")
+_LAYOUT_FOLDER = re.compile(
+    r"^(?:clickstream/(\d{4})/(?:(\d{2})/(?:(\d{2})/)?)?|billing/dt=(\d{4})-(\d{2})-(\d{2})/)$"
+)
 
 UNRECOGNISED_NAME = "unrecognised_name"
 MISFILED = "misfiled"
 UNKNOWN_BILLING_FILE = "unknown_billing_file"
 REFUSED_LINK = "symlink"
+OUTSIDE_LAYOUT = "outside_layout"
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,10 @@ class UnreadKey:
     Reasons: ``unrecognised_name`` (not the contract's naming), ``misfiled`` (a clickstream
     object under a folder other than its name's arrival hour; ``detail`` says whether and by
     which partition it is read), ``unknown_billing_file`` (in a billing day but neither a
-    ``part-NNNNN.csv.gz`` nor ``_SUCCESS``), ``symlink`` (the local store does not follow it).
+    ``part-NNNNN.csv.gz`` nor ``_SUCCESS``), ``symlink`` (the local store does not follow it),
+    ``outside_layout`` (a file under ``clickstream/`` or ``billing/`` but above any day
+    folder, or a folder that is not the layout's, such as ``clickstream/2026/13/`` or
+    ``billing/dt=2026-02-30/``: reported by the partitions that list that level).
     """
 
     key: str
@@ -72,6 +79,45 @@ def billing_day_file(key: str, day: date) -> str | None:
     if parsed[1] == SUCCESS_MARKER:
         return "success"
     return "part" if is_billing_part(parsed[1]) else None
+
+
+def is_layout_folder(folder: str) -> bool:
+    """Is ``folder`` (ending in ``/``) one the layout has above or at a day: ``clickstream/
+    YYYY/``, ``clickstream/YYYY/MM/``, ``clickstream/YYYY/MM/DD/`` or ``billing/dt=YYYY-MM-DD/``,
+    with a real month and calendar date?"""
+    match = _LAYOUT_FOLDER.match(folder)
+    if match is None:
+        return False
+    year, month, day, b_year, b_month, b_day = match.groups()
+    if b_year is not None:
+        year, month, day = b_year, b_month, b_day
+    try:
+        date(int(year), int(month or 1), int(day or 1))
+    except ValueError:
+        return False
+    return True
+
+
+def stray_keys(files: Iterable[str], folders: Iterable[str]) -> list[UnreadKey]:
+    """What a delimiter listing of a level above the day folders (``clickstream/``,
+    ``clickstream/YYYY/``, ``clickstream/YYYY/MM/``, ``billing/``) shows outside the layout:
+    every file there, and every folder that is not a layout folder (its keys are never
+    listed by any partition, so the folder is reported instead)."""
+    out = [
+        UnreadKey(key, OUTSIDE_LAYOUT, "a file outside any day folder: not read") for key in files
+    ]
+    out += [
+        UnreadKey(folder, OUTSIDE_LAYOUT, "a folder outside the layout: no key under it is read")
+        for folder in folders
+        if not is_layout_folder(folder)
+    ]
+    return out
+
+
+def stray_levels(day: date) -> list[str]:
+    """The clickstream levels above ``day``'s folder that its partition lists with a
+    delimiter (three list calls): the root, its year and its month."""
+    return [CLICKSTREAM_ROOT, f"{CLICKSTREAM_ROOT}{day:%Y}/", f"{CLICKSTREAM_ROOT}{day:%Y/%m}/"]
 
 
 def clickstream_day_prefix(day: date) -> str:

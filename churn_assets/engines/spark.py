@@ -7,13 +7,15 @@ runs them. Every output equals the embedded engine's (``churn_assets.core.clicks
 
 How the rules map onto Spark (no Python function per row anywhere):
 
-* **Objects and lines.** Objects are read by ``spark.read.text`` with ``lineSep="\\n"``
-  (Hadoop decompresses them and fails the job on a truncated stream, a bad CRC or length,
-  trailing garbage or a non-gzip object). Only then is each object tested by a vectorised
-  pandas UDF over ``binaryFile`` rows (one Python call per *object*, the embedded engine's
-  own test); an object that fails, or has zero bytes, becomes one ``line_no`` 0 row holding
-  its raw bytes (``unreadable_object``) and the others are read again. One trailing
-  ``\\r`` per line is stripped. Gzip is not splittable, so the lines of one object are
+* **Objects and lines.** Every object is first tested by a pandas UDF over ``binaryFile``
+  rows (one Python call per *object*, a few objects per Arrow batch) with the embedded
+  engine's own rule (``core.bounded_read.object_problem``: streamed decompression under the
+  caps of ``ObjectLimits``, holding one chunk). An object that is not gzip (or has zero
+  bytes) or goes over a cap becomes one ``line_no`` 0 row (``unreadable_object`` with its
+  first bytes, ``object_over_cap`` with the cap's note), and one listed larger than the byte
+  cap is not read at all; so a gzip bomb or a 2 GB line never reaches Hadoop. The others are
+  read by ``spark.read.text`` with ``lineSep="\\n"``. One trailing ``\\r`` per line is
+  stripped. Gzip is not splittable, so the lines of one object are
   consecutive rows of one input partition, in order: its line number is its
   ``monotonically_increasing_id`` minus the object's first one, plus 1 (checked on every
   run: no gaps, no interleaving).
@@ -63,7 +65,15 @@ from pydantic import Field, PrivateAttr
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from churn_assets.core.bounded_read import DEFAULT_LIMITS
+from churn_assets.core import bounded_read
+from churn_assets.core.bounded_read import (
+    DEFAULT_LIMITS,
+    OVER_CAP,
+    UNREADABLE,
+    ObjectLimits,
+    listed_over_cap,
+    object_problem,
+)
 from churn_assets.core.clickstream import (
     ACCOUNTING_KEYS,
     APP_EVENT_TYPES,
@@ -120,6 +130,8 @@ _RUNTIME_CONFIG: dict[str, str] = {
 }
 
 _DAY_MS = 86_400_000
+_OBJECTS_PER_BATCH = 4
+"""Objects per Arrow batch of the pre-pass that tests them under the caps."""
 _DAY_NS = 86_400_000_000_000
 _GLOB_CHARS = re.compile(r"([\\{}\[\]*?])")
 
@@ -348,7 +360,7 @@ _DAYS_IN_MONTH = (
     "CASE WHEN t1 = 2 THEN CASE WHEN (pmod(t0, 4) = 0 AND pmod(t0, 100) <> 0)"
     " OR pmod(t0, 400) = 0 THEN 29 ELSE 28 END ELSE 31 - pmod(pmod(t1 - 1, 7), 2) END"
 )
-_LINE_COLUMNS = "kid, krank, batch, arr_ns, a_day, lo_day, p_day, mono, raw"
+_LINE_COLUMNS = "kid, krank, batch, arr_ns, a_day, lo_day, p_day, mono, raw, problem"
 
 
 def _classify_sql(lines: str) -> str:
@@ -357,8 +369,8 @@ def _classify_sql(lines: str) -> str:
     ``lines``: a view with kid, krank (the object's index and rank by key), batch (which
     partition's normalisation the row belongs to), arr_ns, a_day, lo_day (arrival numbers),
     p_day (the partition: a column, so the generated code is the same for every day), mono
-    (row id; NULL for an unreadable object), raw. Built as stages whose columns are reused,
-    so that the generated code stays small.
+    (row id; NULL for an object that was not read), raw, problem (why it was not read).
+    Built as stages whose columns are reused, so that the generated code stays small.
     """
     keep = _LINE_COLUMNS + ", txt, is_json"
     paths = {
@@ -516,7 +528,7 @@ def _classify_sql(lines: str) -> str:
     ),
     s13 AS (
         SELECT *, (ms - pmod(ms, {_DAY_MS})) div {_DAY_MS} AS e_day,
-               CASE WHEN mono IS NULL THEN 'unreadable_object'
+               CASE WHEN mono IS NULL THEN coalesce(problem, 'unreadable_object')
                     WHEN NOT is_json THEN 'invalid_json'
                     WHEN source IS NULL THEN 'unknown_shape'
                     WHEN ms IS NULL THEN 'bad_timestamp'
@@ -569,29 +581,29 @@ def _classify_sql(lines: str) -> str:
 # ------------------------------------------------------------------------------ I/O helpers
 
 
-def _gzip_check() -> Any:
-    """Pandas UDF: is each object a complete, valid gzip stream (as ``read_lines`` decides)?
+def _problem_udf(limits: ObjectLimits) -> Any:
+    """Pandas UDF: why each object would not be read (``bounded_read.object_problem``, the
+    embedded engine's own rule), as a struct (problem, kept), NULL for a readable object.
 
-    Built in a function so that cloudpickle ships it by value: executors need only the
-    standard library, not this package.
+    ``bounded_read`` is shipped by value (it needs only numpy), so executors need not have
+    this package installed. Each object is decompressed as a stream under the caps: an
+    executor holds the compressed objects of one Arrow batch plus one chunk.
     """
-    import gzip
-    import zlib
+    from pyspark import cloudpickle
 
-    def readable(raw: bytes | None) -> bool:
-        if not raw:
-            return False
-        try:
-            gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error):
-            return False
-        return True
+    cloudpickle.register_pickle_by_value(bounded_read)
 
-    @F.pandas_udf("boolean")  # type: ignore[call-overload]
-    def gzip_ok(content: pd.Series) -> pd.Series:
-        return content.map(readable).astype(bool)
+    @F.pandas_udf("problem string, kept binary")  # type: ignore[call-overload]
+    def problem(content: pd.Series) -> pd.DataFrame:
+        found = [object_problem(bytes(raw), limits) for raw in content]
+        return pd.DataFrame(
+            {
+                "problem": [f[0] if f else None for f in found],
+                "kept": [f[1] if f else None for f in found],
+            }
+        )
 
-    return gzip_ok
+    return problem
 
 
 def spark_uri(uri: str, s3_scheme: str = "s3a") -> str:
@@ -606,15 +618,19 @@ def spark_uri(uri: str, s3_scheme: str = "s3a") -> str:
     return _GLOB_CHARS.sub(r"\\\1", out)
 
 
-def _qualified(spark: SparkSession, uris: Sequence[str]) -> list[str]:
-    """How Spark's ``input_file_name()`` spells each URI (Hadoop's qualified path)."""
+def _hadoop_paths(spark: SparkSession, uris: Sequence[str]) -> list[Any]:
     jvm = spark._jvm
     conf = spark._jsc.hadoopConfiguration()
     out = []
     for uri in uris:
         path = jvm.org.apache.hadoop.fs.Path(_GLOB_CHARS.sub(r"\1", uri.replace("\\", "")))
-        out.append(path.getFileSystem(conf).makeQualified(path).toUri().toString())
+        out.append(path.getFileSystem(conf).makeQualified(path))
     return out
+
+
+def _qualified(spark: SparkSession, uris: Sequence[str]) -> list[str]:
+    """How Spark's ``input_file_name()`` spells each URI (Hadoop's qualified path)."""
+    return [path.toUri().toString() for path in _hadoop_paths(spark, uris)]
 
 
 SessionSource = SparkSession | Callable[[], SparkSession]
@@ -666,25 +682,26 @@ def normalise_objects(
     partition: date,
     lateness: timedelta = timedelta(hours=2),
     s3_scheme: str = "s3a",
-    max_stored_bytes: int = DEFAULT_LIMITS.max_stored_bytes,
+    limits: ObjectLimits = DEFAULT_LIMITS,
 ) -> ClickstreamResult:
     """``normalise_clickstream`` of one partition's objects on Spark (see ``normalise_many``)."""
-    return normalise_many(spark, [(objects, partition, lateness)], s3_scheme, max_stored_bytes)[0]
+    return normalise_many(spark, [(objects, partition, lateness)], s3_scheme, limits)[0]
 
 
 def normalise_many(
     spark: SessionSource,
     calls: Sequence[NormaliseCall],
     s3_scheme: str = "s3a",
-    max_stored_bytes: int = DEFAULT_LIMITS.max_stored_bytes,
+    limits: ObjectLimits = DEFAULT_LIMITS,
 ) -> list[ClickstreamResult]:
     """``normalise_clickstream`` of several partitions at once, each exactly as if alone.
 
     One Spark job classifies every line and deduplicates (one shuffle); an object read by
     several partitions is read once. The driver only counts the categories, numbers the
-    lines and puts the rows in the contract's order. A corrupt gzip object fails that job
-    (Hadoop checks the stream): only then are the objects tested one by one and the job run
-    again without the unreadable ones.
+    lines and puts the rows in the contract's order. Before it, a pre-pass tests every
+    object with the embedded engine's rule (``bounded_read.object_problem``: not gzip, or
+    over a cap of ``limits``); those objects are not read natively but become the same one
+    row as in the embedded engine.
     """
     rows: list[tuple] = []
     keys: list[str] = []
@@ -729,23 +746,24 @@ def normalise_many(
         " p_day long",
     )
 
-    # A zero-byte object is unreadable; Hadoop would read it as no lines.
-    unreadable = {paths[u]: b"" for u, size in sizes.items() if size == 0}
-    try:
-        table = _classified_lines(spark, uris, paths, objects_df, unreadable)
-    except Exception as failure:  # Hadoop fails the job on a corrupt gzip object
-        # Only then find the objects that are not complete gzip streams, with the embedded
-        # engine's test (one Python call per object), and read the others again.
-        corrupt = _corrupt_objects(
-            spark, [u for u in uris if paths[u] not in unreadable], max_stored_bytes
-        )
-        if not corrupt:
-            raise
-        if set(corrupt) - set(paths.values()):  # pragma: no cover - an unforeseen spelling
-            raise AssertionError(f"unexpected object paths: {sorted(corrupt)[:3]}") from failure
-        unreadable |= corrupt
-        table = _classified_lines(spark, uris, paths, objects_df, unreadable)
-    kid_unreadable = np.asarray([paths[r[0]] in unreadable for r in rows], dtype=bool)
+    # Objects the embedded engine would not read (not gzip, or over a cap) are found first,
+    # by its own rule, and left out of the native read: Hadoop would decompress a gzip bomb
+    # or hold a 2 GB line whole. A zero-byte object is unreadable (Hadoop reads no lines);
+    # one listed larger than the byte cap is not read at all.
+    not_read: dict[str, tuple[str, bytes]] = {}
+    for uri, size in sizes.items():
+        note = listed_over_cap(size, limits)
+        if note is not None:
+            not_read[paths[uri]] = (OVER_CAP, note)
+        elif size == 0:
+            not_read[paths[uri]] = (UNREADABLE, b"")
+    not_read |= _object_problems(spark, [u for u in uris if paths[u] not in not_read], limits)
+    if set(not_read) - set(paths.values()):  # pragma: no cover - an unforeseen spelling
+        raise AssertionError(f"unexpected object paths: {sorted(not_read)[:3]}")
+    table = _classified_lines(spark, uris, paths, objects_df, not_read)
+    kid_unreadable = np.asarray(
+        [not_read.get(paths[r[0]], ("",))[0] == UNREADABLE for r in rows], dtype=bool
+    )
     batch_array = np.asarray(batch_of, dtype="int64")
     objects_info = (key_array, rank, np.asarray(arrivals, dtype="int64"))
     per_batch = np.asarray(table["batch"].to_numpy(), dtype="int64")
@@ -765,20 +783,31 @@ def _empty_result() -> ClickstreamResult:
     return ClickstreamResult(empty_events(), empty_quarantine(), dict.fromkeys(ACCOUNTING_KEYS, 0))
 
 
-def _corrupt_objects(
-    spark: SparkSession, uris: list[str], max_stored_bytes: int
-) -> dict[str, bytes]:
-    """Path -> the first ``max_stored_bytes`` of each object that is not a complete, valid
-    gzip stream (what the quarantine keeps of it, as in the embedded engine)."""
-    checked = (
-        spark.read.format("binaryFile")
-        .load(uris)
-        .select(F.input_file_name().alias("path"), "content")
-        .select("path", "content", _gzip_check()("content").alias("ok"))
-        .where(~F.col("ok"))
-        .select("path", F.expr(f"substring(content, 1, {int(max_stored_bytes)})").alias("head"))
-    )
-    return {r["path"]: bytes(r["head"]) for r in checked.collect()}
+def _object_problems(
+    spark: SparkSession, uris: list[str], limits: ObjectLimits
+) -> dict[str, tuple[str, bytes]]:
+    """Path -> (reason, kept bytes) of each object the embedded engine would not read under
+    ``limits`` (not gzip, or over a cap). Arrow batches of a few objects keep an executor's
+    memory to a few compressed objects."""
+    if not uris:
+        return {}
+    # binaryFile's own path column spells a path as Hadoop's Path.toString (input_file_name()
+    # cannot be used: beside a Python UDF it names the wrong file).
+    qualified = {path.toString(): path.toUri().toString() for path in _hadoop_paths(spark, uris)}
+    previous = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(_OBJECTS_PER_BATCH))
+    try:
+        checked = (
+            spark.read.format("binaryFile")
+            .load(uris)
+            .select("path", _problem_udf(limits)("content").alias("p"))
+            .where(F.col("p.problem").isNotNull())
+            .select("path", "p.problem", "p.kept")
+            .collect()
+        )
+    finally:
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", previous)
+    return {qualified[r["path"]]: (r["problem"], bytes(r["kept"])) for r in checked}
 
 
 def _classified_lines(
@@ -786,11 +815,12 @@ def _classified_lines(
     uris: list[str],
     paths: Mapping[str, str],
     objects_df: DataFrame,
-    unreadable: Mapping[str, bytes],
+    not_read: Mapping[str, tuple[str, bytes]],
 ) -> pa.Table:
-    """One Spark job: every line read, classified and deduplicated (one shuffle)."""
+    """One Spark job: every line read, classified and deduplicated (one shuffle); an object
+    in ``not_read`` is one row (mono NULL) holding its reason and kept bytes."""
     parts: list[DataFrame] = []
-    readable = [u for u in uris if paths[u] not in unreadable]
+    readable = [u for u in uris if paths[u] not in not_read]
     if readable:
         parts.append(
             spark.read.option("lineSep", "\n")
@@ -803,13 +833,14 @@ def _classified_lines(
                     " substring(cast(value AS BINARY), 1, octet_length(value) - 1)"
                     " ELSE cast(value AS BINARY) END"
                 ).alias("raw"),
+                F.lit(None).cast("string").alias("problem"),
             )
         )
-    if unreadable:
+    if not_read:
         parts.append(
             spark.createDataFrame(
-                [(path, None, bytearray(raw)) for path, raw in unreadable.items()],
-                "path string, mono long, raw binary",
+                [(path, None, bytearray(raw), reason) for path, (reason, raw) in not_read.items()],
+                "path string, mono long, raw binary, problem string",
             )
         )
     lines = parts[0] if len(parts) == 1 else parts[0].unionByName(parts[1])
@@ -1205,7 +1236,7 @@ class SparkEngine(ClickstreamEngine):
             partition,
             lateness,
             self.s3_scheme,
-            landing.object_limits.max_stored_bytes,
+            landing.object_limits,
         )
 
     def sessionise(self, events: pd.DataFrame, gap: timedelta) -> pd.DataFrame:

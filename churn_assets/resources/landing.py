@@ -17,6 +17,7 @@ from pydantic import Field
 from churn_assets.core.billing import part_over_cap
 from churn_assets.core.bounded_read import DEFAULT_LIMITS, ObjectLimits, OverCap
 from churn_assets.core.landing_layout import (
+    BILLING_ROOT,
     MISFILED,
     REFUSED_LINK,
     UNKNOWN_BILLING_FILE,
@@ -25,11 +26,12 @@ from churn_assets.core.landing_layout import (
     billing_day_file,
     billing_day_prefix,
     clickstream_day_prefix,
-    clickstream_folder_time,
     clickstream_listing_prefixes,
     is_filed_by_arrival,
     misfiled_detail,
     parse_clickstream_arrival,
+    stray_keys,
+    stray_levels,
 )
 from churn_assets.resources.location import StorageLocation
 from churn_assets.resources.storage import StoredObject
@@ -95,11 +97,19 @@ class LandingZone(StorageLocation):
     def _refused(self, prefix: str) -> list[UnreadKey]:
         return [UnreadKey(key, REFUSED_LINK, why) for key, why in self.store.refused(prefix)]
 
-    def billing_delivery(self, day: date) -> BillingDelivery | None:
+    def _strays(self, levels: list[str]) -> list[UnreadKey]:
+        found: list[UnreadKey] = []
+        for level in levels:
+            found += stray_keys(*self.store.list_level(level))
+        return found
+
+    def billing_delivery(self, day: date, strays: bool = False) -> BillingDelivery | None:
         """The day's parts, or None while the day is incomplete (LANDING §1).
 
         Incomplete: no ``_SUCCESS`` yet, or parts newer than it (a re-delivery in progress).
-        Other files in the day's folder are returned as ``unread`` with their reason.
+        Other files in the day's folder are returned as ``unread`` with their reason; with
+        ``strays``, so is whatever ``billing/`` holds outside the day folders (one delimiter
+        listing: a page per 1,000 days, not a listing of their keys).
         """
         prefix = billing_day_prefix(day)
         listing = list(self.store.list(prefix))
@@ -115,7 +125,10 @@ class LandingZone(StorageLocation):
             for o in listing
             if kinds[o.key] is None
         ]
-        return BillingDelivery(day, parts, success, tuple(unread + self._refused(prefix)))
+        unread += self._refused(prefix)
+        if strays:
+            unread += self._strays([BILLING_ROOT])
+        return BillingDelivery(day, parts, success, tuple(unread))
 
     def read_billing_parts(self, delivery: BillingDelivery) -> list[tuple[str, bytes]]:
         """The parts' bytes; a part listed larger than the byte cap is not even fetched: the
@@ -136,21 +149,22 @@ class LandingZone(StorageLocation):
         misfiled under a neighbouring day is still read (and reported as misfiled). Keys
         filed under the window's first day that are not read here are reported: unrecognised
         names, symlinks, and misfiled objects named for another time (``misfiled_detail``
-        says which partition reads them, if any). ``lateness`` defaults to the window's
-        length beyond one day.
+        says which partition reads them, if any), and, from delimiter listings of the root,
+        year and month levels above that day, keys outside any day folder (``stray_keys``).
+        ``lateness`` defaults to the window's length beyond one day.
         """
         lateness = end - start - timedelta(days=1) if lateness is None else lateness
         own_day = start.date()
         found: list[ClickstreamObject] = []
         unrecognised: list[str] = []
-        unread: list[UnreadKey] = []
+        unread: list[UnreadKey] = self._strays(stray_levels(own_day))
         for prefix in clickstream_listing_prefixes(start, end):
             if prefix == clickstream_day_prefix(own_day):
                 unread.extend(self._refused(prefix))
             for stored in self.store.list(prefix):
                 arrival = parse_clickstream_arrival(stored.key)
-                folder = clickstream_folder_time(stored.key)
-                reported_here = folder is not None and folder.date() == own_day
+                # by key, so that a bad hour folder (``.../25/``) of the day is reported here
+                reported_here = stored.key.startswith(clickstream_day_prefix(own_day))
                 if arrival is None:
                     if reported_here:
                         unrecognised.append(stored.key)

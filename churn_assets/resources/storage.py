@@ -36,6 +36,7 @@ class ObjectStore(Protocol):
     def head(self, key: str) -> StoredObject | None: ...
     def list(self, prefix: str) -> Iterator[StoredObject]: ...
     def refused(self, prefix: str) -> list[tuple[str, str]]: ...
+    def list_level(self, prefix: str) -> tuple[list[str], list[str]]: ...
     def delete(self, key: str) -> None: ...
     def delete_prefix(self, prefix: str) -> None: ...
     def uri(self, key: str) -> str: ...
@@ -145,6 +146,23 @@ class LocalObjectStore:
         """(key, reason) of the entries under ``prefix`` that are not listed (symlinks)."""
         return self._walk(prefix)[1]
 
+    def list_level(self, prefix: str) -> tuple[list[str], list[str]]:
+        """(file keys, folder prefixes) directly under the folder ``prefix`` (ending in
+        ``/``), like an S3 listing with ``Delimiter="/"``. Names only: nothing is followed."""
+        base = self._path(prefix)
+        if not base.is_dir() or base.resolve() != base:
+            return [], []
+        files, folders = [], []
+        with os.scandir(base) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(f"{prefix}{entry.name}/")
+                else:
+                    files.append(f"{prefix}{entry.name}")
+        return sorted(files), sorted(folders)
+
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
@@ -212,6 +230,16 @@ class S3ObjectStore:
     def refused(self, prefix: str) -> list[tuple[str, str]]:
         """S3 has no symlinks: every key is listed."""
         return []
+
+    def list_level(self, prefix: str) -> tuple[list[str], list[str]]:
+        """(keys, common prefixes) directly under ``prefix``: ``Delimiter="/"``, paginated."""
+        files: list[str] = []
+        folders: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix), Delimiter="/"):
+            files += [item["Key"][len(self.prefix) :] for item in page.get("Contents", [])]
+            folders += [p["Prefix"][len(self.prefix) :] for p in page.get("CommonPrefixes", [])]
+        return files, folders
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
