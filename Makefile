@@ -5,7 +5,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup java demo test lint validate contracts dev
+.PHONY: setup java postgres demo test lint validate contracts dev stack
 
 $(VENV)/.installed: pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -27,13 +27,28 @@ java:
 		echo "NOTE: no Java 17/21 found; the Spark engine needs one (apt-get install openjdk-17-jre-headless)."; \
 	fi
 
-setup: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml java
+# `make stack` runs a throwaway PostgreSQL cluster from the machine's server binaries.
+postgres:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "Installing PostgreSQL for the stack..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else \
+		echo "NOTE: no PostgreSQL server found; make stack needs one (apt-get install postgresql)."; \
+	fi
+
+setup: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml java postgres
 
 demo: setup
 	$(BIN)/churn-assets demo
 
 dev: setup
 	$(BIN)/dagster dev
+
+# The production shape on this machine: PostgreSQL, S3 (moto), code server, webserver, daemon;
+# a generated week lands in S3 and the sensors run it. Ctrl-C stops everything.
+stack: setup
+	$(BIN)/churn-assets stack --sample
 
 lint: setup
 	$(BIN)/ruff check churn_assets churn_assets_tests benchmarks

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from churn_assets import contracts, s3_demo
+from churn_assets import contracts, s3_demo, stack
 from churn_assets.core.generator import GeneratorConfig, generate_landing, parse_fault
 from churn_assets.resources.storage import LocalObjectStore
 
@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=contracts.check_command)
 
     s3_demo.add_parser(sub)
+    stack.add_parsers(sub)
     return parser
 
 
