@@ -417,7 +417,6 @@ def stack_environment(
 ) -> dict[str, str]:
     """Every setting the services read, the same names as in deploy/docker-compose.yaml."""
     return {
-        **os.environ,
         **LOCAL_CREDENTIALS,
         **postgres.environment(),
         "DAGSTER_HOME": str(root / "dagster_home"),
@@ -496,8 +495,11 @@ def running_stack(
         s3_endpoint = f"http://127.0.0.1:{s3_port}"
 
         code_port = free_port()
-        env = stack_environment(root, postgres, s3_endpoint, code_port, code_location)
-        env.update(extra_env or {})
+        env = {
+            **os.environ,
+            **stack_environment(root, postgres, s3_endpoint, code_port, code_location),
+            **(extra_env or {}),
+        }
         prepare_dagster_home(Path(env["DAGSTER_HOME"]))
         create_bucket(env, BUCKET)
 
