@@ -171,7 +171,8 @@ class Service:
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(self.stop_signal)
-        with contextlib.suppress(subprocess.TimeoutExpired):
+        # a second Ctrl-C while we wait means: stop waiting, kill it now
+        with contextlib.suppress(subprocess.TimeoutExpired, KeyboardInterrupt):
             self.process.wait(timeout=self.stop_timeout_s)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -546,8 +547,8 @@ def sample_history_start(days: int) -> date:
 # ---- churn-assets stack ----------------------------------------------------------------------
 
 
-class _Stop(Exception):
-    """SIGTERM, turned into an exception so the stack unwinds as on Ctrl-C."""
+class _Stop(KeyboardInterrupt):
+    """SIGTERM, turned into an interrupt so the stack unwinds exactly as on Ctrl-C."""
 
 
 def run_stack(args: argparse.Namespace) -> int:
@@ -582,14 +583,21 @@ def run_stack(args: argparse.Namespace) -> int:
                     f"s3://{BUCKET}/landing"
                 )
             print("Ctrl-C stops everything.", flush=True)
-            while all(s.running for s in stack.services.values()):
-                time.sleep(1)
-            failed = [s for s in stack.services.values() if not s.running]
-            for service in failed:
-                print(f"{service.name} exited; its log ends with:\n{service.tail(1500)}")
+            try:
+                while all(s.running for s in stack.services.values()):
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                print(
+                    "Stopping; the code server first lets the runs it started finish "
+                    "(Ctrl-C again: stop without waiting) ...",
+                    flush=True,
+                )
+                return 0
+            for service in stack.services.values():
+                if not service.running:
+                    print(f"{service.name} exited; its log ends with:\n{service.tail(1500)}")
             return 1
-    except (KeyboardInterrupt, _Stop):
-        print("Stopping ...")
+    except KeyboardInterrupt:  # while starting
         return 0
     finally:
         if not args.keep:
