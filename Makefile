@@ -5,7 +5,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup java browser demo test lint validate contracts dev desk
+.PHONY: setup java browser postgres demo test lint validate contracts dev desk stack stack-test
 
 $(VENV)/.installed: pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,17 @@ browser:
 		echo "NOTE: no Chromium found; the desk's browser tests need one (apt-get install chromium)."; \
 	fi
 
-setup: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml java browser
+# `make stack` runs a throwaway PostgreSQL cluster from the machine's server binaries.
+postgres:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "Installing PostgreSQL for the stack..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else \
+		echo "NOTE: no PostgreSQL server found; make stack needs one (apt-get install postgresql)."; \
+	fi
+
+setup: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml java browser postgres
 
 demo: setup
 	$(BIN)/churn-assets demo
@@ -47,6 +57,15 @@ dev: setup
 
 desk: setup
 	$(BIN)/churn-assets desk
+
+# The production shape on this machine: PostgreSQL, S3 (moto), code server, webserver, daemon;
+# a generated week lands in S3 and the sensors run it. Ctrl-C stops everything.
+stack: setup
+	$(BIN)/churn-assets stack --sample
+
+# The stack across restarts of every service (several minutes; not in `make test` yet, see README).
+stack-test: setup
+	$(BIN)/python -m pytest -q -m stack_integration churn_assets_tests/test_stack_integration.py
 
 lint: setup
 	$(BIN)/ruff check churn_assets churn_assets_tests benchmarks

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from churn_assets import contracts, s3_demo
+from churn_assets import contracts, s3_demo, stack
 from churn_assets.core.generator import (
     BAD_LINE_REASONS,
     GeneratorConfig,
@@ -295,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     desk.set_defaults(func=cmd_desk)
 
     s3_demo.add_parser(sub)
+    stack.add_parsers(sub)
     return parser
 
 
