@@ -160,7 +160,13 @@ def test_a_parallel_backfill_gives_the_results_of_the_day_by_day_run(
     )
     planned = plan_backfill(SMALL_SETTINGS, end_to_end.history.days)
     assert sorted(seen, key=planned.index) == planned  # every step ran once
-    assert [o.success for o in outcomes] == [True] * len(outcomes)
+
+    # A step fails only where the day-by-day run failed too (a champion gate that rejects a
+    # candidate on this small sample is a blocking ERROR check): same days, same errors.
+    def failures(run: list) -> set[tuple]:
+        return {(o.step.partition, error) for o in run for error in o.errors}
+
+    assert failures(outcomes) == failures(end_to_end.outcomes)
 
     def by_partition(run: list, asset: str) -> dict[str, dict]:
         return {o.step.partition: o.metadata[asset] for o in run if asset in o.metadata}
