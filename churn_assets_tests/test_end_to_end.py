@@ -112,6 +112,13 @@ def test_scores_cover_every_active_customer_once(end_to_end: EndToEndRun) -> Non
     assert scores["model_version"].nunique() == 1
     served = scores["model_version"].iloc[0]
     assert served < last  # the serving model was trained before the day it scores
-    assert scores["reason_1"].notna().mean() > 0.5
+    # Reasons fill their slots in order, and the customers at the top of the list (the
+    # ones sales calls) have a reason at least as often as the bottom half.
+    has_reason = scores["reason_1"].notna()
+    assert has_reason.any()
+    assert (scores["reason_2"].notna() <= has_reason).all()
+    assert (scores["reason_3"].notna() <= scores["reason_2"].notna()).all()
+    top, bottom = scores["rank"] <= len(scores) // 10, scores["rank"] > len(scores) // 2
+    assert has_reason[top].mean() >= has_reason[bottom].mean()
     day_before = (end_to_end.history.days[-1] - timedelta(days=1)).isoformat()
     assert served.startswith(day_before) or served < day_before
