@@ -42,6 +42,7 @@ from churn_assets.core.landing_layout import (
 from churn_assets.core.sessions import sessionise
 from churn_assets.metadata import escape_markdown, markdown_table
 from churn_assets.resources.landing import LandingZone
+from churn_assets.resources.storage import LocalObjectStore
 from churn_assets_tests.support import SMALL_SETTINGS, local_definitions
 
 pytest_plugins = [f"{__package__}.s3_server" if __package__ else "s3_server"]
@@ -496,3 +497,12 @@ def test_the_day_reports_unread_files_and_objects_over_caps_in_checks_and_metada
     assert materialization.metadata["unread_landing_files"].value == 2
     assert materialization.metadata["valid"].value == 200
     assert materialization.metadata["quarantined_object_over_cap"].value == 1
+
+
+def test_listing_the_whole_local_store_stays_inside_its_root(tmp_path: Path) -> None:
+    """The empty prefix lists the root itself, never its parent's other folders."""
+    root = tmp_path / "landing"
+    (root / "billing").mkdir(parents=True)
+    (root / "billing" / "_SUCCESS").write_bytes(b"")
+    (tmp_path / "sibling.txt").write_text("not in the landing zone")
+    assert [o.key for o in LocalObjectStore(str(root)).list("")] == ["billing/_SUCCESS"]

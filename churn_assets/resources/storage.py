@@ -102,7 +102,9 @@ class LocalObjectStore:
         Symlinked directories are never followed; a symlinked file is read only when it
         resolves to a file inside the root. Nothing outside the root is ever listed.
         """
-        base = self._path(prefix) if prefix.endswith("/") else self._path(prefix).parent
+        # "" is the root itself; "a/b" lists the folder "a/" and keeps the keys starting "a/b".
+        whole_folder = not prefix or prefix.endswith("/")
+        base = self._path(prefix) if whole_folder else self._path(prefix).parent
 
         def key(path: Path) -> str:
             return path.relative_to(self.root).as_posix()
