@@ -664,7 +664,9 @@ def test_whole_graph_materializes_on_spark(
     sessions and features tables are those of the embedded engine. (The messy history's
     malformed burst would fail the blocking quarantine check: this one has only the mess of
     normal operation.)"""
-    history = generate_history(tmp_path_factory.mktemp("graph"), days=MESSY_DAYS, customers=1200)
+    # 3,000 customers: the honest split holds a quarter of them out for validation, and with
+    # H = G = 1 a day has only a few churners; fewer can leave that group without one.
+    history = generate_history(tmp_path_factory.mktemp("graph"), days=MESSY_DAYS, customers=3000)
     local_spark()
     resources = storage_resources(
         landing_url=str(history.landing),
