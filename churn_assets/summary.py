@@ -14,6 +14,15 @@ def _fmt(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, float) else "n/a"
 
 
+def rejected_by_gate(outcome: StepOutcome) -> bool:
+    """A model run whose only failure is its blocking champion gate: the candidate was
+    trained and recorded, and the previous model keeps serving. That is the gate doing its
+    job, not a broken run."""
+    blocking = [c.check_name for c in outcome.failed_checks if c.severity.value == "ERROR"]
+    is_model = outcome.step.assets == ("model",)
+    return not outcome.success and is_model and blocking == ["champion_gate"]
+
+
 class DemoProgress:
     """Prints a line per failed step, per model and every ``every`` steps of a phase."""
 
@@ -30,7 +39,9 @@ class DemoProgress:
         elapsed = time.perf_counter() - self.started
         head = f"[{self.done:>4}/{self.total} {elapsed:5.0f}s] {step.partition} {name}"
         failed = [f"{c.asset_key.to_user_string()}.{c.check_name}" for c in outcome.failed_checks]
-        if not outcome.success:
+        if rejected_by_gate(outcome):
+            print(f"{head}: rejected by the champion gate, previous model serves", flush=True)
+        elif not outcome.success:
             print(f"{head}: FAILED {'; '.join(failed)}", flush=True)
         elif step.assets == ("model",):
             meta = outcome.metadata.get("model", {})
@@ -42,10 +53,12 @@ class DemoProgress:
 
     @staticmethod
     def healthy(outcomes: Sequence[StepOutcome]) -> bool:
-        return all(o.success for o in outcomes)
+        return all(o.success or rejected_by_gate(o) for o in outcomes)
 
     def summary(self, outcomes: Sequence[StepOutcome], warehouse: str, home: Path) -> str:
-        failed = [o for o in outcomes if not o.success]
+        failed = [o for o in outcomes if not o.success and not rejected_by_gate(o)]
+        rejected = sum(rejected_by_gate(o) for o in outcomes)
+        gate_note = f" ({rejected} candidates rejected by the champion gate)" if rejected else ""
         warnings = Counter(
             f"{c.asset_key.to_user_string()}.{c.check_name}"
             for o in outcomes
@@ -58,7 +71,7 @@ class DemoProgress:
             "",
             rule,
             f"Done in {time.perf_counter() - self.started:.0f}s: "
-            f"{len(outcomes) - len(failed)}/{len(outcomes)} runs succeeded.",
+            f"{len(outcomes) - len(failed)}/{len(outcomes)} runs succeeded" + f"{gate_note}.",
         ]
         if models:
             meta = models[-1].metadata["model"]

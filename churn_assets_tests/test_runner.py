@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from churn_assets.core.generator import Fault
 from churn_assets.resources.warehouse import ParquetWarehouse
 from churn_assets.runner import (
     Step,
+    StepOutcome,
     plan_backfill,
     plan_day,
     run_backfill,
@@ -24,6 +25,7 @@ from churn_assets.runner import (
     step_dependencies,
 )
 from churn_assets.settings import PipelineSettings
+from churn_assets.summary import DemoProgress, rejected_by_gate
 from churn_assets_tests.support import (
     SMALL_SETTINGS,
     EndToEndRun,
@@ -182,3 +184,25 @@ def test_a_parallel_backfill_gives_the_results_of_the_day_by_day_run(
         assert parallel == {day: meta[field] for day, meta in sequential.items()}, asset
     with dg.DagsterInstance.get() as instance:  # the runs are on the persistent instance
         assert len(instance.get_run_ids(limit=len(planned) + 1)) == len(planned)
+
+
+def test_a_candidate_rejected_by_the_gate_is_not_a_failed_demo() -> None:
+    """The gate keeping the previous model serving is the gate working; any other failed
+    check or step still makes the demo unhealthy."""
+
+    def model_step(*failed: tuple[str, dg.AssetCheckSeverity]) -> StepOutcome:
+        checks = [
+            dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey("model"), check_name=name, passed=False, severity=severity
+            )
+            for name, severity in failed
+        ]
+        return StepOutcome(Step(("model",), date(2026, 5, 17)), False, ["model"], checks)
+
+    gate = ("champion_gate", dg.AssetCheckSeverity.ERROR)
+    rejected = model_step(gate, ("beats_baselines", dg.AssetCheckSeverity.WARN))
+    assert rejected_by_gate(rejected) and DemoProgress.healthy([rejected])
+    other = model_step(gate, ("schema_matches", dg.AssetCheckSeverity.ERROR))
+    assert not rejected_by_gate(other) and not DemoProgress.healthy([rejected, other])
+    crashed = StepOutcome(Step(("scores",), date(2026, 5, 17)), False, [], [])
+    assert not DemoProgress.healthy([crashed])
